@@ -1,0 +1,1 @@
+"""Conversion edges between formats and the route planner (one module per edge)."""

@@ -1,0 +1,161 @@
+"""The Runner interface every backend implements.
+
+Public ``load`` / ``infer`` / ``close`` check state and inputs, then call the backend's ``_load`` /
+``_infer`` / ``_close``. ``infer`` takes and returns ``dict[name, numpy array]``; input checking is done once
+per call against specs prepared at load time, so the per-call cost stays a few microseconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from typing import ClassVar
+
+import numpy as np
+
+from edgekit.errors import BackendError, InputError, MissingDependencyError
+from edgekit.formats import Format, ModelSource
+from edgekit.types import TensorSpec
+
+
+class Runner:
+    name: ClassVar[str] = ""
+    formats: ClassVar[tuple[Format, ...]] = ()
+    # alternatives: the first importable module wins; (module, package, extra)
+    requires: ClassVar[tuple[tuple[str, str, str], ...]] = ()
+    thread_safe: ClassVar[bool] = True
+
+    def __init__(self, source: ModelSource, threads: int | None = None, device: str = "CPU",
+                 raw_quantized_io: bool = False, trust_code: bool = False, **options):
+        self.source = source
+        self.threads = threads
+        self.device = device
+        self.raw_quantized_io = raw_quantized_io
+        self.trust_code = trust_code
+        self.options = options
+        self.inputs: list[TensorSpec] = []
+        self.outputs: list[TensorSpec] = []
+        self.precision: str = "fp32"
+        self._loaded = False
+        self._lock = None if self.thread_safe else threading.Lock()
+        self._expect: dict[str, tuple[TensorSpec, np.dtype | None]] = {}
+
+    # ----------------------------------------------------------------- public
+    @classmethod
+    def available(cls) -> str | None:
+        """The importable module that provides this backend, or None (checked without importing it)."""
+        for module, _pkg, _extra in cls.requires:
+            try:
+                if importlib.util.find_spec(module) is not None:
+                    return module
+            except (ImportError, ValueError):
+                continue
+        return None
+
+    @classmethod
+    def require(cls) -> str:
+        module = cls.available()
+        if module is None:
+            _mod, pkg, extra = cls.requires[0]
+            raise MissingDependencyError(pkg, extra, f"run {', '.join(f.value for f in cls.formats)} models")
+        return module
+
+    def load(self) -> "Runner":
+        if self._loaded:
+            return self
+        self.require()
+        self._load()
+        self._expect = {s.name: (s, self._feed_dtype(s)) for s in self.inputs}
+        self._loaded = True
+        return self
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not self._loaded:
+            raise BackendError(f"the {self.name} model is not loaded (closed or never loaded)",
+                               "call load() first, or use the model inside a `with` block")
+        feeds = self._check(feeds)
+        if self._lock is None:
+            return self._infer(feeds)
+        with self._lock:
+            return self._infer(feeds)
+
+    def close(self) -> None:
+        if self._loaded:
+            self._loaded = False
+            self._close()
+
+    def describe(self) -> dict:
+        """Static facts for `inspect`: parameter count and op histogram where the format exposes them."""
+        return {}
+
+    def __enter__(self):
+        return self.load()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------- to override
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        pass
+
+    def _feed_dtype(self, spec: TensorSpec) -> np.dtype | None:
+        """The dtype a caller passes for this input (float for a quantized input unless raw I/O is asked)."""
+        if spec.quantized and not self.raw_quantized_io:
+            return np.dtype(np.float32)
+        try:
+            return np.dtype(spec.dtype)
+        except TypeError:
+            return None
+
+    # ---------------------------------------------------------------- checking
+    def _check(self, feeds) -> dict[str, np.ndarray]:
+        expect = self._expect
+        if len(feeds) != len(expect) or any(k not in expect for k in feeds):
+            missing = [k for k in expect if k not in feeds]
+            unknown = [k for k in feeds if k not in expect]
+            parts = []
+            if missing:
+                parts.append("missing input " + ", ".join(repr(k) for k in missing))
+            if unknown:
+                parts.append("unknown input " + ", ".join(repr(str(k)) for k in unknown))
+            raise InputError("; ".join(parts) + f"; the model expects {signature(self.inputs)}")
+        out = {}
+        for k, v in feeds.items():
+            spec, want = expect[k]
+            if not isinstance(v, np.ndarray):
+                v = np.asarray(v)
+            if want is not None and v.dtype != want:
+                v = _cast(k, v, want, spec)
+            shape = spec.shape
+            if shape is not None:
+                if v.ndim != len(shape) or any(d is not None and d != g for d, g in zip(shape, v.shape)):
+                    raise InputError(
+                        f"input '{k}' expects shape {spec.shape_str()}, got {list(v.shape)}",
+                        "'?' marks a dimension of any size; use `edgekit inspect MODEL` to see every input",
+                    )
+            out[k] = v
+        return out
+
+
+def _cast(name: str, v: np.ndarray, want: np.dtype, spec: TensorSpec) -> np.ndarray:
+    ok = np.can_cast(v.dtype, want, casting="same_kind") and v.dtype.kind in "biuf" and want.kind in "biuf"
+    if ok and want.kind in "iu" and v.dtype.kind in "iu" and v.size:
+        info = np.iinfo(want)
+        ok = info.min <= int(v.min()) and int(v.max()) <= info.max
+    if not ok:
+        raise InputError(
+            f"input '{name}' expects dtype {want.name}, got {v.dtype.name}",
+            f"convert the array with .astype('{want.name}')"
+            + (" or load with raw_quantized_io=False to pass floats" if spec.quantized else ""),
+        )
+    return v.astype(want)
+
+
+def signature(specs: list[TensorSpec]) -> str:
+    return ", ".join(f"'{s.name}' {s.shape_str()} {s.dtype}" for s in specs) or "(none)"

@@ -1,0 +1,91 @@
+"""ONNX Runtime backend (CPU execution provider).
+
+Before ONNX Runtime opens a file, a pure-Python scan checks the protobuf and that every tensor stored as
+external data lives inside the model's own folder (a crafted model could otherwise read any file).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgekit.errors import BackendError, ModelFileError
+from edgekit.formats import Format
+from edgekit.runtimes.base import Runner
+from edgekit.types import TensorSpec, dims
+
+_ORT_TYPES = {
+    "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+    "tensor(bfloat16)": "bfloat16", "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16",
+    "tensor(uint16)": "uint16", "tensor(int32)": "int32", "tensor(uint32)": "uint32", "tensor(int64)": "int64",
+    "tensor(uint64)": "uint64", "tensor(bool)": "bool", "tensor(string)": "str",
+}
+
+
+def check_onnx_file(path):
+    """Scan an ONNX file and refuse it when it is damaged or its external data leaves its folder."""
+    from edgekit.runtimes._onnx_scan import ExternalDataError, OnnxScanError, check_external_data, scan_onnx
+
+    try:
+        info = scan_onnx(path)
+        check_external_data(info, path)
+    except ExternalDataError as e:
+        raise ModelFileError(f"unsafe ONNX model {path.name}: {e}",
+                             "external data files must sit inside the model's folder; move them there and fix "
+                             "the locations, or re-save the model with onnx.save_model(...)") from e
+    except OnnxScanError as e:
+        raise ModelFileError(f"{path.name} is not a valid ONNX model: {e}") from e
+    return info
+
+
+def _first_line(e: Exception) -> str:
+    s = str(e).strip()
+    return (s.splitlines()[0] if s else type(e).__name__)[:300]
+
+
+class OnnxRuntimeRunner(Runner):
+    name = "onnxruntime"
+    formats = (Format.ONNX,)
+    requires = (("onnxruntime", "onnxruntime", "onnx"),)
+
+    def _load(self) -> None:
+        path = self.source.path
+        self.info = check_onnx_file(path)
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        if self.threads:
+            so.intra_op_num_threads = int(self.threads)
+            so.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
+            raise ModelFileError(f"ONNX Runtime could not load {path.name}: {_first_line(e)}",
+                                 "check the model with `python -m onnx.checker`, or try --backend openvino") from e
+        self.inputs = [self._spec(a) for a in self.session.get_inputs()]
+        self.outputs = [self._spec(a) for a in self.session.get_outputs()]
+        self._out_names = [s.name for s in self.outputs]
+        types = {t.dtype for t in self.inputs + self.outputs}
+        ops = self.info.op_histogram
+        self.precision = "int8" if any(k in ops for k in ("QuantizeLinear", "QLinearConv", "MatMulInteger",
+                                                          "ConvInteger", "DynamicQuantizeLinear")) \
+            else ("fp16" if "float16" in types else "fp32")
+
+    @staticmethod
+    def _spec(arg) -> TensorSpec:
+        shape = None if arg.shape is None else dims(arg.shape)
+        return TensorSpec(name=arg.name, shape=shape, dtype=_ORT_TYPES.get(arg.type, arg.type))
+
+    def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            res = self.session.run(self._out_names, feeds)
+        except Exception as e:
+            raise BackendError(f"ONNX Runtime inference failed: {_first_line(e)}") from e
+        return dict(zip(self._out_names, res))
+
+    def _close(self) -> None:
+        self.session = None
+
+    def describe(self) -> dict:
+        return {"parameters": self.info.parameter_count, "ops": dict(self.info.op_histogram),
+                "opsets": dict(self.info.opsets), "producer": self.info.producer}

@@ -1,0 +1,121 @@
+"""OpenVINO backend for IR (.xml + .bin), and for .onnx / .tflite files that OpenVINO reads directly.
+
+fp32 models run at f32 inference precision unless asked otherwise: on CPUs with AVX512_BF16 or AMX, OpenVINO's
+default would silently compute in bf16 (see DESIGN.md field notes). Pass ``inference_precision="bf16"`` to choose
+it explicitly. One infer request is created at load and reused for every call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgekit.errors import BackendError, InputError, ModelFileError
+from edgekit.formats import Format
+from edgekit.runtimes.base import Runner
+from edgekit.types import TensorSpec
+
+_PRECISIONS = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
+_core = None
+
+
+def core():
+    """One shared ov.Core per process (creating one costs tens of milliseconds)."""
+    global _core
+    if _core is None:
+        import openvino as ov
+
+        _core = ov.Core()
+    return _core
+
+
+def _first_line(e: Exception) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.strip().startswith("Check ")]
+    return (lines[0] if lines else type(e).__name__)[:300]
+
+
+def port_name(port, i: int, kind: str) -> str:
+    try:
+        return port.get_any_name()
+    except RuntimeError:  # an unnamed port
+        return f"{kind}_{i}"
+
+
+def port_spec(port, name: str) -> TensorSpec:
+    ps = port.get_partial_shape()
+    shape = None if ps.rank.is_dynamic else tuple(d.get_length() if d.is_static else None for d in ps)
+    try:
+        dtype = np.dtype(port.get_element_type().to_dtype()).name
+    except (RuntimeError, TypeError):
+        dtype = str(port.get_element_type())
+    return TensorSpec(name=name, shape=shape, dtype=dtype)
+
+
+class OpenVINORunner(Runner):
+    name = "openvino"
+    formats = (Format.OPENVINO_IR, Format.ONNX, Format.TFLITE, Format.SAVEDMODEL)
+    requires = (("openvino", "openvino", "openvino"),)
+
+    def _load(self) -> None:
+        precision = self.options.get("inference_precision", "f32")
+        if precision not in _PRECISIONS:
+            raise InputError(f"unknown OpenVINO inference precision '{precision}'",
+                             f"choose one of: {', '.join(_PRECISIONS)}")
+        if self.source.format in (Format.ONNX,):
+            from edgekit.runtimes.onnxruntime import check_onnx_file
+
+            check_onnx_file(self.source.path)
+        if self.source.format is Format.TFLITE:
+            from edgekit.runtimes._tflite_fb import FlatbufferError, read_tflite
+
+            try:
+                read_tflite(self.source.path.read_bytes())
+            except FlatbufferError as e:
+                raise ModelFileError(f"{self.source.path.name} is not a valid TFLite model: {e}") from e
+        c = core()
+        path = self.source.path
+        try:
+            self.model = c.read_model(str(path))
+        except RuntimeError as e:
+            raise ModelFileError(f"OpenVINO could not read {path.name}: {_first_line(e)}") from e
+        config = {"INFERENCE_PRECISION_HINT": precision}
+        if self.threads:
+            config["INFERENCE_NUM_THREADS"] = int(self.threads)
+        try:
+            self.compiled = c.compile_model(self.model, self.device, config)
+        except RuntimeError as e:
+            raise BackendError(f"OpenVINO could not compile {path.name} for {self.device}: {_first_line(e)}") from e
+        self.request = self.compiled.create_infer_request()
+        ins, outs = self.compiled.inputs, self.compiled.outputs
+        self.inputs = [port_spec(p, port_name(p, i, "input")) for i, p in enumerate(ins)]
+        self.outputs = [port_spec(p, port_name(p, i, "output")) for i, p in enumerate(outs)]
+        self._in_index = {s.name: i for i, s in enumerate(self.inputs)}
+        self._out_names = [s.name for s in self.outputs]
+        hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        actual = hint.to_string() if hasattr(hint, "to_string") else str(hint)
+        self.precision = next((v for k, v in _PRECISIONS.items() if k in actual), actual)
+
+    def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        idx = self._in_index
+        try:
+            res = self.request.infer({idx[k]: v for k, v in feeds.items()}, share_inputs=True, share_outputs=False)
+        except RuntimeError as e:
+            raise BackendError(f"OpenVINO inference failed: {_first_line(e)}") from e
+        return dict(zip(self._out_names, res.to_tuple()))
+
+    def _close(self) -> None:
+        self.request = self.compiled = self.model = None
+
+    def describe(self) -> dict:
+        ops: dict[str, int] = {}
+        params = 0
+        for op in self.model.get_ordered_ops():
+            t = op.get_type_name()
+            if t in ("Parameter", "Result"):
+                continue
+            ops[t] = ops.get(t, 0) + 1
+            if t == "Constant" and op.get_output_partial_shape(0).is_static:
+                n = 1
+                for d in op.get_output_shape(0):
+                    n *= int(d)
+                params += n if n > 1 else 0
+        return {"parameters": params, "ops": ops, "inference_precision": self.precision}

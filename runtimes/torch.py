@@ -1,0 +1,108 @@
+"""Reference backend for PyTorch source models: ExportedProgram `.pt2`, TorchScript `.pt`, pickled modules.
+
+All three can run code while loading (unpickling, TorchScript code), so they load only with ``trust_code=True``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgekit.errors import ModelFileError, TrustRequiredError
+from edgekit.formats import Format
+from edgekit.runtimes.base import Runner
+from edgekit.types import TensorSpec
+
+_WHY = {
+    Format.TORCH_EXPORT: "a .pt2 ExportedProgram is unpickled when loaded, which can run code",
+    Format.TORCHSCRIPT: "a TorchScript file holds code that runs when the model is loaded and called",
+    Format.TORCH_PICKLE: "a pickled PyTorch file runs arbitrary Python code when loaded",
+}
+
+
+def _flatten(y) -> list:
+    if isinstance(y, dict):
+        return [v for k in y for v in _flatten(y[k])]
+    if isinstance(y, (list, tuple)):
+        return [v for item in y for v in _flatten(item)]
+    return [y]
+
+
+class TorchRunner(Runner):
+    name = "torch"
+    formats = (Format.TORCH_EXPORT, Format.TORCHSCRIPT, Format.TORCH_PICKLE)
+    requires = (("torch", "torch", "torch"),)
+
+    def _load(self) -> None:
+        path, fmt = self.source.path, self.source.format
+        if not self.trust_code:
+            raise TrustRequiredError(f"refusing to load {path.name}: {_WHY[fmt]}")
+        import torch
+
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        try:
+            if fmt is Format.TORCH_EXPORT:
+                ep = torch.export.load(str(path))
+                self.module = ep.module()
+                self._from_exported(ep)
+            elif fmt is Format.TORCHSCRIPT:
+                self.module = torch.jit.load(str(path), map_location="cpu").eval()
+                self._from_signature(self.module.forward.schema.arguments[1:])
+            else:
+                obj = torch.load(str(path), map_location="cpu", weights_only=False)
+                if not isinstance(obj, torch.nn.Module):
+                    raise ModelFileError(
+                        f"{path.name} holds {type(obj).__name__} (weights only), not a model",
+                        "save the model with torch.export.save(torch.export.export(model, args), 'model.pt2')",
+                    )
+                self.module = obj.eval()
+                import inspect
+
+                params = list(inspect.signature(obj.forward).parameters)
+                self._from_names(params)
+        except (RuntimeError, EOFError, ValueError, OSError, KeyError) as e:
+            raise ModelFileError(f"PyTorch could not load {path.name}: {str(e).strip().splitlines()[0][:300]}") from e
+
+    def _from_exported(self, ep) -> None:
+        user = list(ep.graph_signature.user_inputs)
+        nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+        specs = []
+        for name in user:
+            val = nodes[name].meta.get("val")
+            shape = tuple(int(d) if isinstance(d, int) else None for d in val.shape) if val is not None else None
+            dtype = str(val.dtype).replace("torch.", "") if val is not None else None
+            specs.append(TensorSpec(name, shape, dtype or ""))
+        self.inputs = specs
+        out_nodes = [n for n in ep.graph.nodes if n.op == "output"][0].args[0]
+        outs = []
+        for i, node in enumerate(out_nodes[: len(ep.graph_signature.user_outputs)]):
+            val = getattr(node, "meta", {}).get("val")
+            shape = tuple(int(d) if isinstance(d, int) else None for d in val.shape) if val is not None else None
+            dtype = str(val.dtype).replace("torch.", "") if val is not None else ""
+            outs.append(TensorSpec(f"output_{i}", shape, dtype))
+        self.outputs = outs
+
+    def _from_signature(self, args) -> None:
+        self._from_names([a.name for a in args])
+
+    def _from_names(self, names) -> None:
+        # TorchScript and pickled modules do not record shapes or dtypes: any array is accepted
+        self.inputs = [TensorSpec(n, None, "") for n in names if n not in ("self", "args", "kwargs")]
+        self.outputs = []
+
+    def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            y = self.module(*[torch.from_numpy(np.ascontiguousarray(feeds[s.name])) for s in self.inputs])
+        ys = [t.detach().cpu().numpy() for t in _flatten(y)]
+        if len(self.outputs) != len(ys):
+            self.outputs = [TensorSpec(f"output_{i}", None, str(v.dtype)) for i, v in enumerate(ys)]
+        return {s.name: v for s, v in zip(self.outputs, ys)}
+
+    def _close(self) -> None:
+        self.module = None
+
+    def describe(self) -> dict:
+        params = sum(int(p.numel()) for p in self.module.parameters()) if hasattr(self.module, "parameters") else None
+        return {"parameters": params}

@@ -1,0 +1,30 @@
+"""edgekit: take a trained model to edge and mobile devices with proof that it still works.
+
+``import edgekit`` stays light: no ML framework or runtime is imported until a model is loaded.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    BackendError,
+    ConversionError,
+    EdgekitError,
+    InputError,
+    MissingDependencyError,
+    ModelFileError,
+    ParityError,
+    PlatformError,
+    TrustRequiredError,
+    UnsupportedFormatError,
+)
+from .formats import Format, ModelSource, detect
+from .model import Model, load
+from .types import TensorSpec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendError", "ConversionError", "EdgekitError", "Format", "InputError", "MissingDependencyError",
+    "Model", "ModelFileError", "ModelSource", "ParityError", "PlatformError", "TensorSpec",
+    "TrustRequiredError", "UnsupportedFormatError", "detect", "load", "__version__",
+]

@@ -1,0 +1,153 @@
+"""Model formats, recognised by content rather than by file extension alone."""
+
+from __future__ import annotations
+
+import enum
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ModelFileError, UnsupportedFormatError
+
+
+class Format(str, enum.Enum):
+    KERAS = "keras"  # Keras 3 .keras zip
+    KERAS_H5 = "keras-h5"  # legacy HDF5
+    SAVEDMODEL = "savedmodel"
+    TORCH_EXPORT = "torch-export"  # torch.export ExportedProgram .pt2
+    TORCHSCRIPT = "torchscript"
+    TORCH_PICKLE = "torch-pickle"  # torch.save of a module or state dict: unpickling runs code
+    ONNX = "onnx"
+    TFLITE = "tflite"
+    COREML = "coreml"  # .mlpackage folder or .mlmodel spec
+    OPENVINO_IR = "openvino-ir"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class ModelSource:
+    """A model on disk: the path edgekit loads, its format and the files that belong to it."""
+
+    path: Path
+    format: Format
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.files if f.is_file())
+
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_ZIP_MAGIC = b"PK\x03\x04"
+_KNOWN_EXT = {
+    ".tflite": Format.TFLITE, ".lite": Format.TFLITE, ".onnx": Format.ONNX, ".keras": Format.KERAS,
+    ".h5": Format.KERAS_H5, ".hdf5": Format.KERAS_H5, ".pt2": Format.TORCH_EXPORT, ".pt": Format.TORCHSCRIPT,
+    ".pth": Format.TORCH_PICKLE, ".mlmodel": Format.COREML, ".xml": Format.OPENVINO_IR,
+}
+
+
+def _all_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def _detect_dir(p: Path) -> ModelSource:
+    if (p / "saved_model.pb").is_file() or (p / "saved_model.pbtxt").is_file():
+        return ModelSource(p, Format.SAVEDMODEL, _all_files(p))
+    if (p / "Manifest.json").is_file() and (p / "Data").is_dir():
+        return ModelSource(p, Format.COREML, _all_files(p))
+    irs = [x for x in sorted(p.glob("*.xml")) if _is_ir_xml(x)]
+    if len(irs) == 1:
+        return _ir_source(irs[0])
+    if len(irs) > 1:
+        raise UnsupportedFormatError(
+            f"folder {p} holds {len(irs)} OpenVINO IR models ({', '.join(x.name for x in irs)})",
+            "pass the .xml file of the model you mean",
+        )
+    raise UnsupportedFormatError(f"folder {p} holds no model (no saved_model.pb, Manifest.json or IR .xml)")
+
+
+def _is_ir_xml(p: Path) -> bool:
+    try:
+        with open(p, "rb") as f:
+            head = f.read(1024)
+    except OSError:
+        return False
+    return b"<net" in head
+
+
+def _ir_source(xml: Path) -> ModelSource:
+    bin_path = xml.with_suffix(".bin")
+    if not bin_path.is_file():
+        raise ModelFileError(
+            f"OpenVINO IR {xml.name} has no weights file {bin_path.name} beside it",
+            "copy the .bin file that was saved with the .xml into the same folder",
+        )
+    return ModelSource(xml, Format.OPENVINO_IR, [xml, bin_path])
+
+
+def _detect_zip(p: Path) -> Format:
+    try:
+        with zipfile.ZipFile(p) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise ModelFileError(f"{p.name} is a damaged zip archive: {e}") from e
+    base = {n.rsplit("/", 1)[-1] for n in names}
+    if "config.json" in base and ("model.weights.h5" in base or "metadata.json" in base):
+        return Format.KERAS
+    if any(n.endswith("models/model.json") or n.endswith("/archive_format") for n in names):
+        return Format.TORCH_EXPORT
+    if any("/code/" in n for n in names) or "constants.pkl" in base:
+        return Format.TORCHSCRIPT
+    if "data.pkl" in base:
+        return Format.TORCH_PICKLE
+    raise UnsupportedFormatError(f"{p.name} is a zip archive but not a Keras, PyTorch or other known model")
+
+
+def detect(path: str | os.PathLike) -> ModelSource:
+    """Recognise the model format of ``path`` from its content; raise a clear error otherwise."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ModelFileError(f"no such file or folder: {p}", "check the path")
+    p = p.resolve()
+    if p.is_dir():
+        return _detect_dir(p)
+    if p.name == "saved_model.pb":
+        return _detect_dir(p.parent)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        raise ModelFileError(f"cannot read {p}: {e.strerror}", "check the file's permissions") from e
+    ext = p.suffix.lower()
+    if not head:
+        raise ModelFileError(f"{p.name} is empty (0 bytes)")
+
+    from edgekit.runtimes._onnx_scan import looks_like_onnx
+    from edgekit.runtimes._tflite_fb import is_tflite
+
+    if is_tflite(head):
+        return ModelSource(p, Format.TFLITE, [p])
+    if head.startswith(_HDF5_MAGIC):
+        return ModelSource(p, Format.KERAS_H5, [p])
+    if head.startswith(_ZIP_MAGIC):
+        return ModelSource(p, _detect_zip(p), [p])
+    if b"<net" in head[:1024] and (head.lstrip().startswith(b"<")):
+        return _ir_source(p)
+    if ext == ".bin" and p.with_suffix(".xml").is_file() and _is_ir_xml(p.with_suffix(".xml")):
+        return _ir_source(p.with_suffix(".xml"))
+    if head[:1] == b"\x80" and ext in (".pt", ".pth", ".pkl", ".pickle", ".joblib", ".bin"):
+        return ModelSource(p, Format.TORCH_PICKLE, [p])
+    if looks_like_onnx(head):
+        return ModelSource(p, Format.ONNX, [p])
+    if ext == ".mlmodel" and head[:1] == b"\x08":
+        return ModelSource(p, Format.COREML, [p])
+    claimed = _KNOWN_EXT.get(ext)
+    if claimed is not None:
+        raise ModelFileError(
+            f"{p.name} has the extension of a {claimed.value} model but its content is not one "
+            "(corrupt, truncated or a different kind of file)"
+        )
+    raise UnsupportedFormatError(f"{p.name} is not a model format edgekit recognises")
