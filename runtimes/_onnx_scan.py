@@ -31,11 +31,26 @@ _DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int
            9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 14: "complex64", 15: "complex128",
            16: "bfloat16"}
 
-# ModelProto field number -> wire type (onnx.proto: 1 ir_version, 2 producer_name, 3 producer_version, 4 domain,
-# 5 model_version, 6 doc_string, 7 graph, 8 opset_import, 14 metadata_props, 20 training_info, 25 functions,
-# 26 configuration)
-_MODEL_FIELDS = {1: _VARINT, 2: _LEN, 3: _LEN, 4: _LEN, 5: _VARINT, 6: _LEN, 7: _LEN, 8: _LEN,
-                 14: _LEN, 20: _LEN, 25: _LEN, 26: _LEN}
+# Wire types allowed per known field (bit 1 << wire type), from onnx/onnx.proto (onnx 1.23). Unknown fields are
+# skipped as protobuf does; a known field with another wire type is corruption. V varint, L length-delimited.
+V, L, F = 1 << _VARINT, 1 << _LEN, 1 << _I32
+_MODEL = {1: V, 2: L, 3: L, 4: L, 5: V, 6: L, 7: L, 8: L, 14: L, 20: L, 25: L, 26: L}
+_OPSET = {1: L, 2: V}                                        # OperatorSetIdProto{domain, version}
+_TRAINING = {1: L, 2: L, 3: L, 4: L}                         # TrainingInfoProto{initialization, algorithm, ...}
+_GRAPH = {1: L, 2: L, 5: L, 10: L, 11: L, 12: L, 13: L, 14: L, 15: L, 16: L}
+_FUNCTION = {1: L, 4: L, 5: L, 6: L, 7: L, 8: L, 9: L, 10: L, 11: L, 12: L, 13: L, 14: L}
+_NODE = {1: L, 2: L, 3: L, 4: L, 5: L, 6: L, 7: L, 8: L, 9: L, 10: L}
+_ATTR = {1: L, 2: F, 3: V, 4: L, 5: L, 6: L, 7: L | F, 8: L | V, 9: L, 10: L, 11: L, 13: L, 14: L, 15: L,
+         20: V, 21: L, 22: L, 23: L}
+_TENSOR = {1: L | V, 2: V, 8: L, 9: L, 12: L, 13: L, 14: V}  # dims packed or not
+_ENTRY = {1: L, 2: L}                                        # StringStringEntryProto{key, value}
+_SPARSE = {1: L, 2: L, 3: L | V}                             # SparseTensorProto{values, indices, dims}
+_VALUE_INFO = {1: L, 2: L, 3: L}
+_TYPE = {1: L, 4: L, 5: L, 6: L, 7: L, 8: L, 9: L}          # TypeProto oneof kinds + denotation
+_TENSOR_TYPE = {1: V, 2: L}                                  # TypeProto.Tensor / .SparseTensor{elem_type, shape}
+_SHAPE = {1: L}
+_DIM = {1: V, 2: L, 3: L}                                    # Dimension{dim_value, dim_param, denotation}
+del V, L, F
 
 
 class OnnxScanError(ValueError):
@@ -73,73 +88,56 @@ class _Truncated(Exception):
 # ---------------------------------------------------------------- wire level
 
 def _varint(buf, pos: int, end: int) -> tuple[int, int]:
-    if pos >= end:
-        raise _Truncated(end)
-    b = buf[pos]
-    if b < 0x80:
-        return b, pos + 1
-    result, shift, i = b & 0x7F, 7, pos + 1
-    while True:
-        if i >= end:
-            raise _Truncated(end)
+    result, shift, i = 0, 0, pos
+    while i < end:
         b = buf[i]
         result |= (b & 0x7F) << shift
         i += 1
         if b < 0x80:
             return result & 0xFFFFFFFFFFFFFFFF, i
-        shift += 7
         if i - pos >= 10:
             raise OnnxScanError(f"corrupt: varint longer than 10 bytes at byte {pos}")
+        shift += 7
+    raise _Truncated(end)
 
 
 def _signed(v: int) -> int:
     return v - (1 << 64) if v >= (1 << 63) else v
 
 
-def _fields(buf, pos: int, end: int):
-    """Yield (field, wire type, a, b): varint -> (value, next pos); LEN -> (start, stop); fixed -> (start, stop)."""
+def _fields(buf, pos: int, end: int, schema: dict[int, int], what: str):
+    """Yield (field, wire type, a, b): varint -> (value, next pos); others -> (start, stop) of the payload."""
     while pos < end:
-        tag_at = pos
-        tag, pos = _varint(buf, pos, end)
+        tag_at, tag = pos, buf[pos]
+        if tag < 0x80:                    # one-byte fast paths: almost every tag and most lengths
+            pos += 1
+        else:
+            tag, pos = _varint(buf, pos, end)
         fn, wt = tag >> 3, tag & 7
-        if fn == 0 or fn >= 1 << 29:
-            raise OnnxScanError(f"corrupt: invalid field number {fn} at byte {tag_at}")
+        if fn == 0 or fn >= 1 << 29 or wt not in (_VARINT, _I64, _LEN, _I32):
+            raise OnnxScanError(f"corrupt: invalid tag (field {fn}, wire type {wt}) in {what} at byte {tag_at}")
+        allowed = schema.get(fn)
+        if allowed is not None and not allowed >> wt & 1:
+            raise OnnxScanError(f"corrupt: {what} field {fn} has wire type {wt} at byte {tag_at}")
         if wt == _VARINT:
             v, pos = _varint(buf, pos, end)
             yield fn, wt, v, pos
             continue
         if wt == _LEN:
-            n, pos = _varint(buf, pos, end)
-        elif wt == _I64 or wt == _I32:
-            n = 8 if wt == _I64 else 4
+            if pos < end and buf[pos] < 0x80:
+                n, pos = buf[pos], pos + 1
+            else:
+                n, pos = _varint(buf, pos, end)
         else:
-            raise OnnxScanError(f"corrupt: unsupported wire type {wt} (field {fn}) at byte {tag_at}")
+            n = 8 if wt == _I64 else 4
         if n > end - pos:
             raise _Truncated(end)
         yield fn, wt, pos, pos + n
         pos += n
 
 
-def _need(wt: int, want: int, fn: int, msg: str, pos: int) -> None:
-    if wt != want:
-        raise OnnxScanError(f"corrupt: {msg} field {fn} has wire type {wt}, expected {want} (near byte {pos})")
-
-
 def _str(buf, s: int, e: int) -> str:
     return str(buf[s:e], "utf-8", "replace")
-
-
-def _ints(buf, fn: int, wt: int, a: int, b: int, out: list, msg: str) -> None:
-    """Append a repeated int64 field, packed (LEN) or not (VARINT)."""
-    if wt == _VARINT:
-        out.append(_signed(a))
-    elif wt == _LEN:
-        p = a
-        while p < b:
-            v, p = _varint(buf, p, b)
-            out.append(_signed(v))
-    else:
-        _need(wt, _VARINT, fn, msg, a)
 
 
 # ---------------------------------------------------------------- detection
@@ -158,7 +156,7 @@ def _head_problem(head: bytes) -> str | None:
             fn, wt = tag >> 3, tag & 7
             if n == 0 and tag != 0x08:
                 return "the first field is not ir_version (field 1, varint)"
-            if _MODEL_FIELDS.get(fn) != wt:
+            if not _MODEL.get(fn, 0) >> wt & 1:
                 return f"field {fn} with wire type {wt} at byte {pos} is not a ModelProto field"
             if fn in (7, 8):
                 return None
@@ -198,10 +196,10 @@ class _Scan:
         self.external: list[tuple[str, str]] = []
         self.counting = True              # False while walking training_info (external data only)
 
-    def _enter(self, depth: int, pos: int) -> int:
+    def fields(self, s: int, e: int, depth: int, schema: dict[int, int], what: str):
         if depth >= _MAX_DEPTH:
-            raise OnnxScanError(f"corrupt: messages nested deeper than {_MAX_DEPTH} at byte {pos}")
-        return depth + 1
+            raise OnnxScanError(f"corrupt: messages nested deeper than {_MAX_DEPTH} at byte {s}")
+        return _fields(self.buf, s, e, schema, what)
 
     def model(self) -> OnnxInfo:
         buf = self.buf
@@ -211,10 +209,7 @@ class _Scan:
         ir, name, version, opsets, graphs = 0, "", "", {}, 0
         inputs: list[OnnxValueInfo] = []
         outputs: list[OnnxValueInfo] = []
-        for fn, wt, a, b in _fields(buf, 0, len(buf)):
-            want = _MODEL_FIELDS.get(fn)
-            if want is not None:
-                _need(wt, want, fn, "ModelProto", a)
+        for fn, _, a, b in self.fields(0, len(buf), 0, _MODEL, "ModelProto"):
             if fn == 1:
                 ir = _signed(a)
             elif fn == 2:
@@ -228,23 +223,24 @@ class _Scan:
                 outputs += go
             elif fn == 8:
                 dom, ver = "", 0
-                for f2, w2, c, d in _fields(buf, a, b):
+                for f2, _, c, d in self.fields(a, b, 1, _OPSET, "OperatorSetIdProto"):
                     if f2 == 1:
-                        _need(w2, _LEN, f2, "OperatorSetIdProto", c)
                         dom = _str(buf, c, d)
                     elif f2 == 2:
-                        _need(w2, _VARINT, f2, "OperatorSetIdProto", c)
                         ver = _signed(c)
                 opsets["" if dom == "ai.onnx" else dom] = ver
-            elif fn == 20:                # TrainingInfoProto{initialization=1, algorithm=2}: check tensors only
+            elif fn == 20:                # training graphs: walked for external data, not counted
                 self.counting = False
-                for f2, w2, c, d in _fields(buf, a, b):
+                for f2, _, c, d in self.fields(a, b, 1, _TRAINING, "TrainingInfoProto"):
                     if f2 in (1, 2):
-                        _need(w2, _LEN, f2, "TrainingInfoProto", c)
                         self.graph(c, d, 2)
                 self.counting = True
             elif fn == 25:
-                self.function(a, b, 1)
+                for f2, _, c, d in self.fields(a, b, 1, _FUNCTION, "FunctionProto"):
+                    if f2 == 7:           # node
+                        self.node(c, d, 2)
+                    elif f2 == 11:        # attribute_proto: default values may hold tensors
+                        self.attribute(c, d, 2)
         if not graphs:
             raise OnnxScanError("not an ONNX model: no graph")
         if not opsets and ir >= 3:        # required since IR 3; also catches a cut between graph and opset_import
@@ -254,99 +250,74 @@ class _Scan:
                         external_data=self.external)
 
     def graph(self, s: int, e: int, depth: int, main: bool = False):
-        depth, buf = self._enter(depth, s), self.buf
         inits: set[str] = set()
         ins: list[OnnxValueInfo] = []
         outs: list[OnnxValueInfo] = []
-        for fn, wt, a, b in _fields(buf, s, e):
-            if fn in (1, 5, 11, 12, 15):
-                _need(wt, _LEN, fn, "GraphProto", a)
+        for fn, _, a, b in self.fields(s, e, depth, _GRAPH, "GraphProto"):
             if fn == 1:
-                self.node(a, b, depth)
-            elif fn == 5:
-                name, numel = self.tensor(a, b, depth)
+                self.node(a, b, depth + 1)
+            elif fn == 5 or fn == 15:     # initializer, sparse_initializer
+                name, numel = (self.tensor if fn == 5 else self.sparse)(a, b, depth + 1)
                 inits.add(name)
                 self.params += numel if self.counting else 0
-            elif fn == 15:
-                name, numel = self.sparse(a, b, depth)
-                inits.add(name)
-                self.params += numel if self.counting else 0
-            elif main and fn == 11:
-                ins.append(self.value_info(a, b, depth))
-            elif main and fn == 12:
-                outs.append(self.value_info(a, b, depth))
+            elif main and fn in (11, 12):
+                (ins if fn == 11 else outs).append(self.value_info(a, b, depth + 1))
         return [v for v in ins if v.name not in inits], outs
 
-    def function(self, s: int, e: int, depth: int) -> None:
-        depth = self._enter(depth, s)
-        for fn, wt, a, b in _fields(self.buf, s, e):
-            if fn == 7:                   # FunctionProto.node
-                _need(wt, _LEN, fn, "FunctionProto", a)
-                self.node(a, b, depth)
-            elif fn == 11:                # attribute_proto: default values may hold tensors
-                _need(wt, _LEN, fn, "FunctionProto", a)
-                self.attribute(a, b, depth)
-
     def node(self, s: int, e: int, depth: int) -> None:
-        depth, buf = self._enter(depth, s), self.buf
-        op, domain, numel = "", "", 0
-        for fn, wt, a, b in _fields(buf, s, e):
-            if fn in (4, 5, 7):
-                _need(wt, _LEN, fn, "NodeProto", a)
+        buf, op, domain, numel = self.buf, "", "", 0
+        for fn, _, a, b in self.fields(s, e, depth, _NODE, "NodeProto"):
             if fn == 4:
                 op = _str(buf, a, b)
             elif fn == 7:
                 domain = _str(buf, a, b)
             elif fn == 5:
-                numel += self.attribute(a, b, depth)
+                numel += self.attribute(a, b, depth + 1)
         if self.counting:
-            const = domain in ("", "ai.onnx")
-            self.ops[op if const else f"{domain}::{op}"] += 1
-            if const and op == "Constant":
+            default = domain in ("", "ai.onnx")
+            self.ops[op if default else f"{domain}::{op}"] += 1
+            if default and op == "Constant":
                 self.params += numel
 
     def attribute(self, s: int, e: int, depth: int) -> int:
         """Walk an AttributeProto; return the element count of its tensor / sparse tensor values."""
-        depth, numel = self._enter(depth, s), 0
-        for fn, wt, a, b in _fields(self.buf, s, e):
-            if fn in (5, 6, 10, 11, 22, 23):
-                _need(wt, _LEN, fn, "AttributeProto", a)
+        numel = 0
+        for fn, _, a, b in self.fields(s, e, depth, _ATTR, "AttributeProto"):
             if fn in (5, 10):             # t, tensors
-                numel += self.tensor(a, b, depth)[1]
+                numel += self.tensor(a, b, depth + 1)[1]
             elif fn in (22, 23):          # sparse_tensor, sparse_tensors
-                numel += self.sparse(a, b, depth)[1]
+                numel += self.sparse(a, b, depth + 1)[1]
             elif fn in (6, 11):           # g, graphs: If/Loop/Scan bodies
-                self.graph(a, b, depth)
+                self.graph(a, b, depth + 1)
         return numel
 
     def tensor(self, s: int, e: int, depth: int) -> tuple[str, int]:
-        """Walk a TensorProto; record external data; return (name, element count)."""
-        self._enter(depth, s)
-        buf, dims, name, loc, where = self.buf, [], "", None, 0
-        for fn, wt, a, b in _fields(buf, s, e):
-            if fn == 1:
-                _ints(buf, fn, wt, a, b, dims, "TensorProto")
+        """Walk a TensorProto, record its external data; return (name, element count). Data is skipped, not copied."""
+        buf, name, dims, external = self.buf, "", [], False
+        locations: list[str] = []
+        for fn, wt, a, b in self.fields(s, e, depth, _TENSOR, "TensorProto"):
+            if fn == 1 and wt == _VARINT:
+                dims.append(_signed(a))
+            elif fn == 1:                 # packed dims
+                while a < b:
+                    d, a = _varint(buf, a, b)
+                    dims.append(_signed(d))
             elif fn == 8:
-                _need(wt, _LEN, fn, "TensorProto", a)
                 name = _str(buf, a, b)
-            elif fn == 13:                # StringStringEntryProto{key=1, value=2}
-                _need(wt, _LEN, fn, "TensorProto", a)
+            elif fn == 13:
                 key, value = "", ""
-                for f2, w2, c, d in _fields(buf, a, b):
-                    if f2 in (1, 2):
-                        _need(w2, _LEN, f2, "StringStringEntryProto", c)
-                        if f2 == 1:
-                            key = _str(buf, c, d)
-                        else:
-                            value = _str(buf, c, d)
+                for f2, _, c, d in self.fields(a, b, depth + 1, _ENTRY, "StringStringEntryProto"):
+                    if f2 == 1:
+                        key = _str(buf, c, d)
+                    elif f2 == 2:
+                        value = _str(buf, c, d)
                 if key == "location":
-                    loc = value
+                    locations.append(value)
             elif fn == 14:
-                _need(wt, _VARINT, fn, "TensorProto", a)
-                where = a
-            # raw_data (9) and the typed *_data fields are skipped by offset, never copied
-        if loc is not None or where == _EXTERNAL:
-            self.external.append((name, loc or ""))
+                external = a == _EXTERNAL
+        if external and not locations:
+            locations.append("")
+        self.external += [(name, loc) for loc in locations]
         numel = 1
         for d in dims:
             if d < 0:
@@ -355,59 +326,39 @@ class _Scan:
         return name, numel
 
     def sparse(self, s: int, e: int, depth: int) -> tuple[str, int]:
-        """SparseTensorProto{values=1, indices=2, dims=3}: (name of values, number of stored values)."""
-        depth, name, numel = self._enter(depth, s), "", 0
-        for fn, wt, a, b in _fields(self.buf, s, e):
+        """SparseTensorProto: (name of values, number of stored values); indices are walked for external data."""
+        name, numel = "", 0
+        for fn, _, a, b in self.fields(s, e, depth, _SPARSE, "SparseTensorProto"):
             if fn in (1, 2):
-                _need(wt, _LEN, fn, "SparseTensorProto", a)
-                tname, n = self.tensor(a, b, depth)
+                tname, n = self.tensor(a, b, depth + 1)
                 if fn == 1:
                     name, numel = tname, n
         return name, numel
 
     def value_info(self, s: int, e: int, depth: int) -> OnnxValueInfo:
-        depth, buf = self._enter(depth, s), self.buf
-        name, elem, shape = "", 0, None
-        for fn, wt, a, b in _fields(buf, s, e):
+        buf, name, elem, shape = self.buf, "", 0, None
+        for fn, _, a, b in self.fields(s, e, depth, _VALUE_INFO, "ValueInfoProto"):
             if fn == 1:
-                _need(wt, _LEN, fn, "ValueInfoProto", a)
                 name = _str(buf, a, b)
-            elif fn == 2:
-                _need(wt, _LEN, fn, "ValueInfoProto", a)
-                elem, shape = self.type_proto(a, b, depth)
+            elif fn == 2:                 # TypeProto: tensor_type (1) or sparse_tensor_type (8); others stay unknown
+                for f2, _, c, d in self.fields(a, b, depth + 1, _TYPE, "TypeProto"):
+                    if f2 in (1, 8):
+                        for f3, _, g, h in self.fields(c, d, depth + 2, _TENSOR_TYPE, "TypeProto.Tensor"):
+                            if f3 == 1:
+                                elem = _signed(g)
+                            elif f3 == 2:
+                                shape = self.shape(g, h, depth + 3)
         return OnnxValueInfo(name, elem, _DTYPES.get(elem, "unknown"), shape)
 
-    def type_proto(self, s: int, e: int, depth: int):
-        """TypeProto: (elem_type, shape) of tensor_type (1) or sparse_tensor_type (8); (0, None) for others."""
-        depth, buf = self._enter(depth, s), self.buf
-        elem, shape = 0, None
-        for fn, wt, a, b in _fields(buf, s, e):
-            if fn not in (1, 8):
-                continue
-            _need(wt, _LEN, fn, "TypeProto", a)
-            for f2, w2, c, d in _fields(buf, a, b):
-                if f2 == 1:
-                    _need(w2, _VARINT, f2, "TypeProto.Tensor", c)
-                    elem = _signed(c)
-                elif f2 == 2:
-                    _need(w2, _LEN, f2, "TypeProto.Tensor", c)
-                    shape = self.shape(c, d)
-        return elem, shape
-
-    def shape(self, s: int, e: int) -> tuple:
-        buf, dims = self.buf, []
-        for fn, wt, a, b in _fields(buf, s, e):
-            if fn != 1:
-                continue
-            _need(wt, _LEN, fn, "TensorShapeProto", a)
-            dim = None
-            for f2, w2, c, d in _fields(buf, a, b):
-                if f2 == 1:
-                    _need(w2, _VARINT, f2, "Dimension", c)
+    def shape(self, s: int, e: int, depth: int) -> tuple[int | str | None, ...]:
+        dims: list[int | str | None] = []
+        for _, _, a, b in self.fields(s, e, depth, _SHAPE, "TensorShapeProto"):
+            dim: int | str | None = None
+            for fn, _, c, d in self.fields(a, b, depth + 1, _DIM, "TensorShapeProto.Dimension"):
+                if fn == 1:
                     dim = _signed(c)
-                elif f2 == 2:
-                    _need(w2, _LEN, f2, "Dimension", c)
-                    dim = _str(buf, c, d)
+                elif fn == 2:
+                    dim = _str(self.buf, c, d)
             dims.append(dim)
         return tuple(dims)
 
@@ -418,7 +369,7 @@ def scan_onnx(path: str | os.PathLike) -> OnnxInfo:
         try:
             buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except ValueError:                # empty file
-            raise OnnxScanError(f"not an ONNX model: {os.fspath(path)} is empty") from None
+            raise OnnxScanError("not an ONNX model: the file is empty") from None
         except OSError:                   # a file system without mmap: read it
             buf = f.read()
     try:
@@ -426,9 +377,8 @@ def scan_onnx(path: str | os.PathLike) -> OnnxInfo:
     except _Truncated as e:
         at = e.args[0]
         if at >= len(buf):
-            raise OnnxScanError(f"truncated at byte {at}: {os.fspath(path)} ends inside a field") from None
-        raise OnnxScanError(f"corrupt: a field overruns its enclosing message at byte {at} "
-                            f"of {os.fspath(path)}") from None
+            raise OnnxScanError(f"truncated at byte {at}: the file ends inside a field") from None
+        raise OnnxScanError(f"corrupt: a field overruns its enclosing message at byte {at}") from None
     finally:
         if isinstance(buf, mmap.mmap):
             buf.close()

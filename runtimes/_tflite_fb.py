@@ -32,7 +32,9 @@ DTYPES: tuple[str, ...] = (
 
 _I8, _U8 = struct.Struct("<b"), struct.Struct("<B")
 _U16x2 = struct.Struct("<HH")
-_U16, _I32, _U32, _U64 = struct.Struct("<H"), struct.Struct("<i"), struct.Struct("<I"), struct.Struct("<Q")
+_I32, _U32, _U64 = struct.Struct("<i"), struct.Struct("<I"), struct.Struct("<Q")
+_VTABLES: dict[int, struct.Struct] = {}  # number of u16 vtable entries -> Struct reading them at once
+_MAX_FIELDS = 16  # the highest field id read below is 13 (Operator.debug_metadata_index)
 
 
 class FlatbufferError(ValueError):
@@ -96,7 +98,8 @@ def is_tflite(head: bytes) -> bool:
 
 
 class _Reader:
-    """Bounds-checked flatbuffer access. A table is the tuple (pos, vtable, vtable_size, table_size)."""
+    """Bounds-checked flatbuffer access. A table is the tuple (pos, vtable entries): entries[0] is the vtable
+    size, entries[1] the table size, entries[2 + i] the offset of field i inside the table (0 = absent)."""
 
     __slots__ = ("b", "n", "budget")
 
@@ -126,7 +129,7 @@ class _Reader:
             self.fail(f"{what} at 0x{tgt:x} is not 4-byte aligned")
         return tgt
 
-    def table(self, pos: int, what: str) -> tuple[int, int, int, int]:
+    def table(self, pos: int, what: str) -> tuple[int, tuple[int, ...]]:
         self.spend(1, what)
         if pos + 4 > self.n:
             self.fail(f"table of {what} at 0x{pos:x} lies past end of file (size {self.n})")
@@ -140,18 +143,23 @@ class _Reader:
             self.fail(f"table of {what} at 0x{pos:x} has invalid size {tsize}")
         if pos + tsize > self.n:
             self.fail(f"table of {what} at 0x{pos:x} with size {tsize} runs past end of file (size {self.n})")
-        return pos, vt, vsize, tsize
+        entries = min(vsize // 2, _MAX_FIELDS + 2)  # never decode more of a (possibly huge) vtable than we use
+        st = _VTABLES.get(entries)
+        if st is None:
+            st = _VTABLES[entries] = struct.Struct(f"<{entries}H")
+        return pos, st.unpack_from(self.b, vt)
 
-    def fpos(self, t: tuple[int, int, int, int], idx: int, size: int, what: str) -> int:
+    def fpos(self, t: tuple[int, tuple[int, ...]], idx: int, size: int, what: str) -> int:
         """Absolute position of field ``idx`` (``size`` bytes inline), or 0 when the field is absent."""
-        slot = 4 + 2 * idx
-        if slot >= t[2]:
+        entries = t[1]
+        if idx + 2 >= len(entries):
             return 0
-        off = _U16.unpack_from(self.b, t[1] + slot)[0]
+        off = entries[idx + 2]
         if off == 0:
             return 0
-        if off < 4 or off + size > t[3]:
-            self.fail(f"field {idx} of {what} at table offset {off} overruns its table (table 0x{t[0]:x}, size {t[3]})")
+        if off < 4 or off + size > entries[1]:
+            self.fail(f"field {idx} of {what} at table offset {off} overruns its table (table 0x{t[0]:x}, "
+                      f"size {entries[1]})")
         return t[0] + off
 
     def scalar(self, t, idx: int, st: struct.Struct, default, what: str):

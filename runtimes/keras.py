@@ -83,10 +83,16 @@ class KerasRunner(Runner):
         fn = sigs[key]
         self._loaded_sm = loaded  # keep the object alive: the signature holds weak references to it
         self.model = fn
+        # a signature's inputs and outputs are keyword maps with no stable order: order them by name, as
+        # TFLite signatures are (see _tflite_io.natural_key)
+        from edgekit.runtimes._tflite_io import natural_key
+
         in_specs = fn.structured_input_signature[1]
-        self.inputs = [TensorSpec(k, dims(v.shape), _tf_dtype(v.dtype)) for k, v in in_specs.items()]
+        self.inputs = [TensorSpec(k, dims(v.shape), _tf_dtype(v.dtype))
+                       for k, v in sorted(in_specs.items(), key=lambda kv: natural_key(kv[0]))]
         outs = fn.structured_outputs
-        self.outputs = [TensorSpec(k, dims(v.shape), _tf_dtype(v.dtype)) for k, v in outs.items()]
+        self.outputs = [TensorSpec(k, dims(v.shape), _tf_dtype(v.dtype))
+                        for k, v in sorted(outs.items(), key=lambda kv: natural_key(kv[0]))]
         self._call = self._call_signature
 
     def _call_keras(self, feeds):

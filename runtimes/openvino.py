@@ -7,6 +7,8 @@ it explicitly. One infer request is created at load and reused for every call.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from edgekit.errors import BackendError, InputError, ModelFileError
@@ -64,11 +66,12 @@ class OpenVINORunner(Runner):
             from edgekit.runtimes.onnxruntime import check_onnx_file
 
             check_onnx_file(self.source.path)
+        tfl = None
         if self.source.format is Format.TFLITE:
             from edgekit.runtimes._tflite_fb import FlatbufferError, read_tflite
 
             try:
-                read_tflite(self.source.path.read_bytes())
+                tfl = read_tflite(self.source.path.read_bytes())
             except FlatbufferError as e:
                 raise ModelFileError(f"{self.source.path.name} is not a valid TFLite model: {e}") from e
         c = core()
@@ -89,18 +92,62 @@ class OpenVINORunner(Runner):
         self.inputs = [port_spec(p, port_name(p, i, "input")) for i, p in enumerate(ins)]
         self.outputs = [port_spec(p, port_name(p, i, "output")) for i, p in enumerate(outs)]
         self._in_index = {s.name: i for i, s in enumerate(self.inputs)}
+        self._out_order = list(range(len(self.outputs)))
+        self._in_quant = self._out_quant = {}
+        if tfl is not None:
+            self._adopt_tflite_io(tfl, ins, outs)
+        elif self.source.format is Format.SAVEDMODEL:  # keyword signature: order by name, as the keras backend does
+            from edgekit.runtimes._tflite_io import natural_key
+
+            self.inputs.sort(key=lambda s: natural_key(s.name))
+            perm = sorted(range(len(self.outputs)), key=lambda i: natural_key(self.outputs[i].name))
+            self.outputs = [self.outputs[i] for i in perm]
+            self._out_order = perm
         self._out_names = [s.name for s in self.outputs]
         hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         actual = hint.to_string() if hasattr(hint, "to_string") else str(hint)
         self.precision = next((v for k, v in _PRECISIONS.items() if k in actual), actual)
+        if any(op.get_type_name() == "FakeQuantize" for op in self.model.get_ordered_ops()):
+            self.precision = "int8"  # weights/activations quantized; the rest runs at the hint's precision
+        elif tfl is not None:
+            from edgekit.runtimes._tflite_io import precision as tflite_precision
+
+            if tflite_precision(tfl) == "int8":
+                self.precision = "int8"
+
+    def _adopt_tflite_io(self, info, ins, outs) -> None:
+        """Give a .tflite run by OpenVINO the same names, order and float I/O as under LiteRT."""
+        from edgekit.runtimes._tflite_io import quantizers, tensor_specs
+
+        t_in, t_out = tensor_specs(info)
+
+        def match(specs, ports):
+            where = {n: i for i, p in enumerate(ports) for n in p.get_names()}
+            return [where.get(s.extra["tensor_name"]) for s in specs]
+
+        pin, pout = match(t_in, ins), match(t_out, outs)
+        if None in pin or None in pout:
+            return  # OpenVINO renamed something: keep its own names
+        self.inputs = [replace(t, shape=self.inputs[i].shape) for t, i in zip(t_in, pin)]
+        self.outputs = [replace(t, shape=self.outputs[i].shape) for t, i in zip(t_out, pout)]
+        self._in_index = {s.name: i for s, i in zip(self.inputs, pin)}
+        self._out_order = pout
+        self._in_quant = quantizers(self.inputs, self.raw_quantized_io)
+        self._out_quant = quantizers(self.outputs, self.raw_quantized_io)
 
     def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        idx = self._in_index
+        idx, inq = self._in_index, self._in_quant
+        if inq:
+            feeds = {k: (inq[k].quantize(v) if k in inq else v) for k, v in feeds.items()}
         try:
             res = self.request.infer({idx[k]: v for k, v in feeds.items()}, share_inputs=True, share_outputs=False)
         except RuntimeError as e:
             raise BackendError(f"OpenVINO inference failed: {_first_line(e)}") from e
-        return dict(zip(self._out_names, res.to_tuple()))
+        ys = res.to_tuple()
+        out = {name: ys[i] for name, i in zip(self._out_names, self._out_order)}
+        for k, q in self._out_quant.items():
+            out[k] = q.dequantize(out[k])
+        return out
 
     def _close(self) -> None:
         self.request = self.compiled = self.model = None

@@ -39,35 +39,25 @@ def _subgraphs(node):
         yield from a.graphs
 
 
-def _walk_graph(g):
-    """(graph, node) for every node of ``g`` and its subgraphs, and every graph reached."""
+def _graphs(g):
+    """``g`` and every subgraph below it (If/Loop/Scan bodies)."""
+    yield g
     for n in g.node:
-        yield g, n
         for sg in _subgraphs(n):
-            yield from _walk_graph(sg)
-
-
-def _all_nodes(model):
-    nodes = [n for _, n in _walk_graph(model.graph)]
-    for f in model.functions:
-        for n in f.node:
-            nodes.append(n)
-            for sg in _subgraphs(n):
-                nodes += [m for _, m in _walk_graph(sg)]
-    return nodes
+            yield from _graphs(sg)
 
 
 def _all_graphs(model):
-    seen, out = set(), [model.graph]
-    for g, _ in _walk_graph(model.graph):
-        if id(g) not in seen:
-            seen.add(id(g))
-            out.append(g)
+    graphs = list(_graphs(model.graph))
     for f in model.functions:
         for n in f.node:
             for sg in _subgraphs(n):
-                out += [sg] + [g for g, _ in _walk_graph(sg)]
-    return list({id(g): g for g in out}.values())
+                graphs += _graphs(sg)
+    return graphs
+
+
+def _all_nodes(model):
+    return [n for g in _all_graphs(model) for n in g.node] + [n for f in model.functions for n in f.node]
 
 
 def ref_histogram(model) -> dict[str, int]:
@@ -360,6 +350,22 @@ def test_safe_external_locations_pass(tmp_path, location):
         os.symlink(path.parent / "w.bin", path.parent / "inside.bin")
     (path.parent / "sub").mkdir()
     scan.check_external_data(scan.scan_onnx(path), path)
+
+
+def test_training_info_tensors_are_checked_but_not_counted(tmp_path):
+    model = conv_gemm_model()
+    t = model.training_info.add().initialization.initializer.add()
+    t.CopyFrom(numpy_helper.from_array(_f32(5), "train_state"))
+    t.ClearField("raw_data")
+    t.data_location = TensorProto.EXTERNAL
+    t.external_data.add(key="location", value="../evil.bin")
+    path = save(model, tmp_path / "m.onnx")
+    info = scan.scan_onnx(path)
+    assert info.external_data == [("train_state", "../evil.bin")]
+    assert info.parameter_count == ref_params(model)            # the training state is not a parameter
+    assert "train_state" not in {v.name for v in info.inputs}
+    with pytest.raises(scan.ExternalDataError, match="train_state"):
+        scan.check_external_data(info, path)
 
 
 # ---------------------------------------------------------------- detection
