@@ -33,7 +33,7 @@ def check_onnx_file(path):
                              "external data files must sit inside the model's folder; move them there and fix "
                              "the locations, or re-save the model with onnx.save_model(...)") from e
     except OnnxScanError as e:
-        raise ModelFileError(f"{path.name} is not a valid ONNX model: {e}") from e
+        raise ModelFileError(f"{path.name}: {e}") from e
     return info
 
 
@@ -50,6 +50,10 @@ class OnnxRuntimeRunner(Runner):
     def _load(self) -> None:
         path = self.source.path
         self.info = check_onnx_file(path)
+        for _tensor, loc in self.info.external_data:  # weights stored beside the model count in its size
+            f = (path.parent / loc).resolve()
+            if f not in self.source.files:
+                self.source.files.append(f)
         import onnxruntime as ort
 
         so = ort.SessionOptions()
