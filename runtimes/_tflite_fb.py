@@ -1,8 +1,11 @@
 """A strict, stdlib-only reader of TFLite flatbuffer files.
 
 Two jobs: reject a corrupt, truncated or hostile ``.tflite`` file *before* the native LiteRT interpreter
-sees it (its loader trusts offsets and can crash the process on a bad file), and give ``edgekit inspect``
+sees it (a bad file can crash the process, which no ``except`` clause catches), and give ``edgekit inspect``
 the op histogram, parameter count and tensor signature without importing any runtime.
+
+This checks structure and indices, not op semantics: a well-formed graph can still be wrong for a kernel
+(e.g. a FULLY_CONNECTED whose weights input is -1, "omitted", crashes LiteRT 2.3.0 natively).
 
 Every offset, vtable, vector length, string and table field is bounds-checked before it is read, and every
 index the interpreter will follow (tensor -> buffer, operator -> opcode, operator/subgraph/signature ->
@@ -16,6 +19,7 @@ from __future__ import annotations
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from ._tflite_ops import BUILTIN_OPERATORS, CUSTOM
 
@@ -109,7 +113,7 @@ class _Reader:
         # than it has bytes, so this bounds the work on files that share one object from many places
         self.budget = self.n + 4096
 
-    def fail(self, msg: str) -> None:
+    def fail(self, msg: str) -> NoReturn:
         raise FlatbufferError(msg)
 
     def spend(self, units: int, what: str) -> None:
@@ -123,8 +127,10 @@ class _Reader:
             self.fail(f"offset 0x{pos:x} of {what} points past end of file (size {self.n})")
         off = _U32.unpack_from(self.b, pos)[0]
         tgt = pos + off
-        if off == 0 or off >= 0x80000000 or tgt + 4 > self.n:
-            self.fail(f"offset 0x{pos:x} of {what} points past end of file (size {self.n}) or is invalid (0x{off:x})")
+        if off == 0:
+            self.fail(f"offset 0x{pos:x} of {what} is zero (an offset may not point at itself)")
+        if off >= 0x80000000 or tgt + 4 > self.n:
+            self.fail(f"offset 0x{pos:x} of {what} points past end of file (size {self.n})")
         if tgt & 3:
             self.fail(f"{what} at 0x{tgt:x} is not 4-byte aligned")
         return tgt
@@ -194,7 +200,7 @@ class _Reader:
         start, count = v
         end = start + count
         if end >= self.n or self.b[end] != 0:
-            self.fail(f"string of {what} at 0x{start - 4:x} is not NUL-terminated within the file (size {self.n})")
+            self.fail(f"string of {what} at 0x{start - 4:x} is not NUL-terminated (file size {self.n})")
         self.spend(count >> 3, what)
         try:  # the schema says UTF-8; LiteRT's Python API fails on anything else
             return bytes(self.b[start:end]).decode("utf-8")
@@ -223,6 +229,8 @@ class _Reader:
 
 def read_tflite(data) -> TFLiteInfo:
     """Parse and validate a whole ``.tflite`` file (bytes, bytearray, memoryview or mmap)."""
+    if isinstance(data, memoryview) and data.itemsize != 1:
+        data = data.cast("B")
     n = len(data)
     if n < 8:
         raise FlatbufferError(f"file is {n} bytes, too short to be a TFLite flatbuffer")
@@ -231,7 +239,7 @@ def read_tflite(data) -> TFLiteInfo:
     r = _Reader(data)
     try:
         return _read_model(r)
-    except (struct.error, IndexError, OverflowError, MemoryError) as e:  # safety net; explicit checks come first
+    except (struct.error, IndexError, OverflowError) as e:  # safety net; explicit checks come first
         raise FlatbufferError(f"malformed flatbuffer: {e}") from e
 
 
