@@ -17,7 +17,9 @@ STATE = {"debug": False, "verbose": False}
 def console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 160  # tables piped to files or CI logs stay readable
+    return Console(stderr=stderr, highlight=False, width=width)
 
 
 def report_error(err: EdgekitError) -> None:

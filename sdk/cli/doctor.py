@@ -22,6 +22,8 @@ def doctor_report() -> dict:
         mod = cls.available()
         backends[name] = {"available": mod is not None, "via": mod,
                           "formats": [f.value for f in cls.formats], "extra": cls.requires[0][2]}
+        if name == "coreml":
+            backends[name]["can_predict"] = platform.system() == "Darwin"
     missing_extras = sorted({PACKAGES[d][1] for d, v in pk.items() if v is None}
                             - {e for d, v in pk.items() if v for e in [PACKAGES[d][1]]})
     cls_name = guess(env["cpu"], env["board"], platform.system())
@@ -65,6 +67,8 @@ def doctor_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON i
         b.add_column(col)
     for name, info in rep["backends"].items():
         status = f"ready ({info['via']})" if info["available"] else f"missing: pip install 'edgekit[{info['extra']}]'"
+        if name == "coreml" and info["available"] and not info.get("can_predict", True):
+            status = f"inspect only ({info['via']}); predictions need macOS"
         b.add_row(name, status, ", ".join(info["formats"]))
     out.print(b)
     if rep["install_hint"]:

@@ -8,7 +8,6 @@ import os
 import random
 import shutil
 import sys
-import time
 import tracemalloc
 import zipfile
 from collections import Counter
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")
+import onnx
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 try:
@@ -117,7 +116,7 @@ def assert_matches_onnx(path: Path, model=None):
 
 
 def assert_ort_agrees(path: Path, info):
-    ort = pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [(i.name, list(i.shape)) for i in sess.get_inputs()] == [(v.name, list(v.shape)) for v in info.inputs]
     assert [o.name for o in sess.get_outputs()] == [v.name for v in info.outputs]
@@ -259,8 +258,8 @@ def test_sparse_initializer(tmp_path):
 
 
 def test_torch_dynamo_export(tmp_path):
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("onnxscript")
+    import torch
+    import onnxscript  # noqa: F401
 
     class Net(torch.nn.Module):
         def __init__(self):
@@ -371,7 +370,7 @@ def test_training_info_tensors_are_checked_but_not_counted(tmp_path):
 # ---------------------------------------------------------------- detection
 
 def _coreml_specs():
-    pytest.importorskip("coremltools")
+    import coremltools  # noqa: F401
     from coremltools.proto import Model_pb2
 
     def spec(kind: str, meta: int = 0, updatable: bool = False):
@@ -410,8 +409,8 @@ def test_coreml_spec_is_not_onnx(tmp_path):
 
 
 def test_coreml_converted_mlmodel_is_not_onnx(tmp_path):
-    torch = pytest.importorskip("torch")
-    ct = pytest.importorskip("coremltools")
+    import torch
+    import coremltools as ct
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()
     traced = torch.jit.trace(net, torch.randn(1, 3, 8, 8))
     try:
@@ -562,7 +561,7 @@ def test_wire_level_errors(tmp_path):
 
 # ---------------------------------------------------------------- performance
 
-def test_14mb_model_scans_fast_without_copying(tmp_path):
+def test_14mb_model_scans_without_copying(tmp_path):
     inits, nodes, prev = [], [], "x"
     for i in range(300):
         inits.append(numpy_helper.from_array(np.full((12000,), i, np.float32), f"w{i}"))
@@ -573,13 +572,8 @@ def test_14mb_model_scans_fast_without_copying(tmp_path):
                               [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [12000])], inits)
     path = save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "big.onnx")
     assert path.stat().st_size > 14_000_000
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        info = scan.scan_onnx(path)
-        best = min(best, time.perf_counter() - t0)
+    info = scan.scan_onnx(path)  # speed: `python -m edgekit.benchmarks.scan_cost`, never a timed test
     assert info.parameter_count == 300 * 12000 and info.op_histogram == {"Add": 300, "Relu": 300}
-    assert best < 0.1, f"scan took {best * 1e3:.1f} ms"
     tracemalloc.start()
     scan.scan_onnx(path)
     peak = tracemalloc.get_traced_memory()[1]
