@@ -41,6 +41,18 @@ _VTABLES: dict[int, struct.Struct] = {}  # number of u16 vtable entries -> Struc
 _MAX_FIELDS = 16  # the highest field id read below is 13 (Operator.debug_metadata_index)
 
 
+# Leading inputs an operator cannot run without. -1 marks an omitted *optional* input in the schema, but
+# LiteRT's kernels dereference these unconditionally: a FULLY_CONNECTED whose weights are -1 crashes the
+# process in allocate_tensors(), so such files are refused here.
+REQUIRED_INPUTS = {
+    "CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3, "CONV_3D": 2,
+    "ADD": 2, "SUB": 2, "MUL": 2, "DIV": 2, "BATCH_MATMUL": 2, "CONCATENATION": 1, "RESHAPE": 1,
+    "SOFTMAX": 1, "AVERAGE_POOL_2D": 1, "MAX_POOL_2D": 1, "MEAN": 2, "PAD": 2, "TRANSPOSE": 2,
+    "GATHER": 2, "STRIDED_SLICE": 4, "DEQUANTIZE": 1, "QUANTIZE": 1, "LOGISTIC": 1, "TANH": 1, "RELU": 1,
+    "EMBEDDING_LOOKUP": 2, "SQUEEZE": 1, "EXPAND_DIMS": 2, "SLICE": 3, "PACK": 1, "SHAPE": 1,
+}
+
+
 class FlatbufferError(ValueError):
     """The bytes are not a well-formed TFLite flatbuffer; the message says what is wrong and where."""
 
@@ -366,7 +378,10 @@ def _read_subgraph(r: _Reader, g, gi: int, sizes: list[int], op_names: list[str]
         if idx >= len(op_names):
             r.fail(f"{what} uses opcode_index {idx}, but the model has {len(op_names)} operator codes")
         codes.append(op_names[idx])
-        r.indices(op, 1, f"{what} inputs", nt, optional_ok=True)
+        op_inputs = r.indices(op, 1, f"{what} inputs", nt, optional_ok=True)
+        need = REQUIRED_INPUTS.get(op_names[idx], 0)
+        if need and (len(op_inputs) < need or -1 in op_inputs[:need]):
+            r.fail(f"{what} ({op_names[idx]}) lacks one of its {need} required inputs: {op_inputs}")
         r.indices(op, 2, f"{what} outputs", nt, optional_ok=True)
         r.scalar(op, 3, _U8, 0, what)
         r.table_at(op, 4, f"{what} builtin_options")

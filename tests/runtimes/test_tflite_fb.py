@@ -389,6 +389,26 @@ def test_index_checks(models):
     assert fb.read_tflite(_edit(data, optional_input)).op_histogram() == fb.read_tflite(data).op_histogram()
 
 
+def test_missing_required_input_is_refused_before_litert_crashes(models, tmp_path):
+    """A FULLY_CONNECTED whose weights are -1 passes every structural check but segfaults LiteRT in
+    allocate_tensors(); the reader refuses it, and edgekit.load turns that into a ModelFileError."""
+    import edgekit
+
+    data = models["float"][0].read_bytes()
+    names = fb.read_tflite(data).subgraphs[0].op_codes
+    fc = names.index("FULLY_CONNECTED")
+
+    def drop_weights(m):
+        m.subgraphs[0].operators[fc].inputs[1] = -1
+
+    bad = _edit(data, drop_weights)
+    expect_error(bad, "required inputs")
+    path = tmp_path / "no_weights.tflite"
+    path.write_bytes(bad)
+    with pytest.raises(edgekit.ModelFileError, match="FULLY_CONNECTED"):
+        edgekit.load(path)
+
+
 def test_custom_and_unknown_op_codes(models):
     s = _schema()
     data = models["float"][0].read_bytes()
