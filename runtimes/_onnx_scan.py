@@ -53,6 +53,9 @@ _DIM = {1: V, 2: L, 3: L}                                    # Dimension{dim_val
 del V, L, F
 
 
+_NOT_WEIGHTS = frozenset({7, 8, 9})  # TensorProto.INT64, STRING, BOOL
+
+
 class OnnxScanError(ValueError):
     """The bytes are not a (complete, well-formed) ONNX model; the message says what is wrong."""
 
@@ -293,7 +296,7 @@ class _Scan:
 
     def tensor(self, s: int, e: int, depth: int) -> tuple[str, int]:
         """Walk a TensorProto, record its external data; return (name, element count). Data is skipped, not copied."""
-        buf, name, dims, external = self.buf, "", [], False
+        buf, name, dims, external, dtype = self.buf, "", [], False, 0
         locations: list[str] = []
         for fn, wt, a, b in self.fields(s, e, depth, _TENSOR, "TensorProto"):
             if fn == 1 and wt == _VARINT:
@@ -304,6 +307,8 @@ class _Scan:
                     dims.append(_signed(d))
             elif fn == 8:
                 name = _str(buf, a, b)
+            elif fn == 2:
+                dtype = a
             elif fn == 13:
                 key, value = "", ""
                 for f2, _, c, d in self.fields(a, b, depth + 1, _ENTRY, "StringStringEntryProto"):
@@ -323,7 +328,9 @@ class _Scan:
             if d < 0:
                 raise OnnxScanError(f"corrupt: tensor {name!r} has a negative dimension {d}")
             numel *= d
-        return name, numel
+        # int64 / bool / string tensors are shapes, axes and indices (e.g. a Reshape target), not learned
+        # weights: they do not count as parameters, as in the TFLite and OpenVINO counts
+        return name, (0 if dtype in _NOT_WEIGHTS else numel)
 
     def sparse(self, s: int, e: int, depth: int) -> tuple[str, int]:
         """SparseTensorProto: (name of values, number of stored values); indices are walked for external data."""

@@ -60,8 +60,11 @@ class CoreMLRunner(Runner):
     def _load(self) -> None:
         import logging
 
+        from edgekit._quiet import quiet_native
+
         logging.getLogger("coremltools").setLevel(logging.ERROR)
-        import coremltools as ct
+        with quiet_native():  # coremltools imports TensorFlow and torch when present: hide their start-up logs
+            import coremltools as ct
 
         path = self.source.path
         try:

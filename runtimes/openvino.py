@@ -16,6 +16,7 @@ from edgekit.formats import Format
 from edgekit.runtimes.base import Runner
 from edgekit.types import TensorSpec
 
+_NOT_WEIGHTS = {"i32", "i64", "u64", "boolean", "string"}
 _PRECISIONS = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 _core = None
 
@@ -31,8 +32,13 @@ def core():
 
 
 def _first_line(e: Exception) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.strip().startswith("Check ")]
-    return (lines[0] if lines else type(e).__name__)[:300]
+    """The cause in an OpenVINO exception, without its 'Exception from src/...cpp:84:' and 'Check ...' lines."""
+    lines = [ln.strip() for ln in str(e).splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith(("Check ", "Exception from ")) and not ln.endswith(":")]
+    msg = (lines[0] if lines else type(e).__name__)[:300]
+    if "Incorrect weights in bin file" in msg:
+        msg += " (the .bin is shorter than the .xml expects: truncated or from another model)"
+    return msg
 
 
 def port_name(port, i: int, kind: str) -> str:
@@ -160,9 +166,10 @@ class OpenVINORunner(Runner):
             if t in ("Parameter", "Result"):
                 continue
             ops[t] = ops.get(t, 0) + 1
-            if t == "Constant" and op.get_output_partial_shape(0).is_static:
+            # weights are float or low-bit integer constants; i32/i64/boolean constants are shapes and axes
+            if t == "Constant" and op.get_output_element_type(0).get_type_name() not in _NOT_WEIGHTS:
                 n = 1
                 for d in op.get_output_shape(0):
                     n *= int(d)
-                params += n if n > 1 else 0
+                params += n
         return {"parameters": params, "ops": ops, "inference_precision": self.precision}

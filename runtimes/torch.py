@@ -5,9 +5,11 @@ All three can run code while loading (unpickling, TorchScript code), so they loa
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 
-from edgekit.errors import ModelFileError, TrustRequiredError
+from edgekit.errors import BackendError, ModelFileError, TrustRequiredError
 from edgekit.formats import Format
 from edgekit.runtimes.base import Runner
 from edgekit.types import TensorSpec
@@ -17,6 +19,11 @@ _WHY = {
     Format.TORCHSCRIPT: "a TorchScript file holds code that runs when the model is loaded and called",
     Format.TORCH_PICKLE: "a pickled PyTorch file runs arbitrary Python code when loaded",
 }
+
+
+def _first_line(e: Exception) -> str:
+    s = str(e).strip()
+    return (s.splitlines()[0] if s else type(e).__name__)[:300]
 
 
 def _flatten(y) -> list:
@@ -35,7 +42,7 @@ class TorchRunner(Runner):
     def _load(self) -> None:
         path, fmt = self.source.path, self.source.format
         if not self.trust_code:
-            raise TrustRequiredError(f"refusing to load {path.name}: {_WHY[fmt]}")
+            raise TrustRequiredError(f"refusing to load {path.name} without trust: {_WHY[fmt]}")
         import torch
 
         if self.threads:
@@ -60,8 +67,16 @@ class TorchRunner(Runner):
 
                 params = list(inspect.signature(obj.forward).parameters)
                 self._from_names(params)
-        except (RuntimeError, EOFError, ValueError, OSError, KeyError) as e:
-            raise ModelFileError(f"PyTorch could not load {path.name}: {str(e).strip().splitlines()[0][:300]}") from e
+        except ImportError as e:  # the pickle names a class whose module is not importable here
+            raise ModelFileError(
+                f"{path.name} needs the Python module '{getattr(e, 'name', None) or e}' to unpickle, and it is not "
+                "importable here",
+                "make the module that defines the model importable, or save it with torch.export.save (.pt2) "
+                "which needs no model code",
+            ) from e
+        except (RuntimeError, EOFError, ValueError, OSError, KeyError, AttributeError, TypeError,
+                pickle.UnpicklingError) as e:
+            raise ModelFileError(f"PyTorch could not load {path.name}: {_first_line(e)}") from e
 
     def _from_exported(self, ep) -> None:
         user = list(ep.graph_signature.user_inputs)
@@ -93,8 +108,14 @@ class TorchRunner(Runner):
     def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
-        with torch.inference_mode():
-            y = self.module(*[torch.from_numpy(np.ascontiguousarray(feeds[s.name])) for s in self.inputs])
+        try:
+            with torch.inference_mode():
+                y = self.module(*[torch.from_numpy(np.ascontiguousarray(feeds[s.name])) for s in self.inputs])
+        except (RuntimeError, ValueError, TypeError, IndexError, AssertionError) as e:
+            known = all(s.shape is not None for s in self.inputs)
+            raise BackendError(f"PyTorch inference failed: {_first_line(e)}",
+                               "check the inputs' shapes and dtypes" + ("" if known else
+                               "; this format records none, so edgekit cannot check them before the call")) from e
         ys = [t.detach().cpu().numpy() for t in _flatten(y)]
         if len(self.outputs) != len(ys):
             self.outputs = [TensorSpec(f"output_{i}", None, str(v.dtype)) for i, v in enumerate(ys)]

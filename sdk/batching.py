@@ -13,7 +13,10 @@ def sample_count(feeds: dict[str, np.ndarray]) -> int:
         raise InputError("inputs hold different numbers of samples: "
                          + ", ".join(f"{k}={n}" for k, n in counts.items()),
                          "the first axis of every input array is the sample axis; give each input the same count")
-    return next(iter(counts.values()), 0)
+    n = next(iter(counts.values()), 0)
+    if n == 0 and feeds:
+        raise InputError("the inputs hold 0 samples", "give at least one sample along the first axis")
+    return n
 
 
 def plan(model, feeds: dict[str, np.ndarray]) -> tuple[str, int]:

@@ -41,8 +41,10 @@ def read_arrays(path: str | Path, specs: list[TensorSpec]) -> dict[str, np.ndarr
     return {n: data[n] for n in names}
 
 
-def random_inputs(specs: list[TensorSpec], batch: int = 1, seed: int = 0) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Inputs that respect each input's dtype and shape; returns them and notes on dimensions it chose."""
+def random_inputs(specs: list[TensorSpec], batch: int = 1, seed: int = 0, raw_quantized: bool = False
+                  ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Inputs that respect each input's dtype and shape; returns them and notes on dimensions it chose.
+    Quantized inputs get floats (the wrapper quantizes them) unless ``raw_quantized``: then integers."""
     rng = np.random.default_rng(seed)
     out, notes = {}, []
     for s in specs:
@@ -55,10 +57,13 @@ def random_inputs(specs: list[TensorSpec], batch: int = 1, seed: int = 0) -> tup
                 d = batch if i == 0 else DEFAULT_DYNAMIC
                 notes.append(f"{s.name}: dynamic dimension {i} set to {d}")
             shape.append(d)
-        dtype = "float32" if s.quantized or not s.dtype else s.dtype
+        dtype = "float32" if (s.quantized and not raw_quantized) or not s.dtype else s.dtype
         kind = np.dtype(dtype).kind if dtype not in ("str", "string") else "U"
         if kind == "f":
             x = rng.standard_normal(shape).astype(dtype)
+        elif kind in "iu" and s.quantized:
+            info = np.iinfo(dtype)
+            x = rng.integers(info.min, int(info.max) + 1, size=shape).astype(dtype)
         elif kind in "iu":
             x = rng.integers(0, 10, size=shape).astype(dtype)
         elif kind == "b":

@@ -106,6 +106,10 @@ def _detect_zip(p: Path) -> Format:
     raise UnsupportedFormatError(f"{p.name} is a zip archive but not a Keras, PyTorch or other known model")
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def detect(path: str | os.PathLike) -> ModelSource:
     """Recognise the model format of ``path`` from its content; raise a clear error otherwise."""
     p = Path(path).expanduser()
@@ -147,7 +151,7 @@ def detect(path: str | os.PathLike) -> ModelSource:
     claimed = _KNOWN_EXT.get(ext)
     if claimed is not None:
         raise ModelFileError(
-            f"{p.name} has the extension of a {claimed.value} model but its content is not one "
+            f"{p.name} has the extension of {_article(claimed.value)} {claimed.value} model but its content is not one "
             "(corrupt, truncated or a different kind of file)"
         )
     raise UnsupportedFormatError(f"{p.name} is not a model format edgekit recognises")

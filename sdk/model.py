@@ -102,6 +102,9 @@ def load(path: str | os.PathLike, backend: str | None = None, threads: int | Non
     """
     from edgekit.runtimes import pick_backend
 
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise InputError(f"threads must be a positive integer, got {threads!r}",
+                         "leave threads=None for the runtime's default")
     source = detect(path)
     cls = pick_backend(source.format, backend)
     runner = cls(source, threads=threads, device=device, trust_code=trust_code,

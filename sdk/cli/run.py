@@ -19,10 +19,10 @@ def run_cmd(
     output: Path = typer.Option(None, "--output", "-o", help="Write outputs to this .npz, keyed by output name."),
     json_out: bool = typer.Option(False, "--json", help="Print outputs as JSON."),
     backend: str = typer.Option(None, "--backend", help="Runtime to use (default: the best installed)."),
-    threads: int = typer.Option(None, "--threads", help="Intra-op threads."),
+    threads: int = typer.Option(None, "--threads", min=1, help="Intra-op threads."),
     trust_code: bool = typer.Option(False, "--trust-code", help="Allow formats whose loading can run code."),
     raw_quantized: bool = typer.Option(False, "--raw-quantized", help="Feed/return raw integers on quantized I/O."),
-    seed: int = typer.Option(0, "--seed", help="Seed for --random."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed for --random."),
 ):
     """Run a model on inputs from a file or on random inputs."""
     import edgekit
@@ -38,11 +38,15 @@ def run_cmd(
         if input is not None:
             feeds = read_arrays(input, m.inputs)
         else:
-            feeds, notes = random_inputs(m.inputs, seed=seed)
+            feeds, notes = random_inputs(m.inputs, seed=seed, raw_quantized=raw_quantized)
         outputs = predict_samples(m, feeds)
         if output is not None:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(output, **outputs)
+            try:
+                output.parent.mkdir(parents=True, exist_ok=True)
+                with open(output, "wb") as f:
+                    np.savez(f, **outputs)
+            except OSError as e:
+                raise InputError(f"cannot write {output}: {e.strerror or e}", "pass a writable .npz path") from e
         if json_out:
             print_json({"model": str(m.path), "backend": m.backend, "notes": notes,
                         "outputs": {k: {"shape": list(v.shape), "dtype": v.dtype.name, "values": v.tolist()}

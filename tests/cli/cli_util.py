@@ -77,3 +77,12 @@ def assert_close(got, ref, rel: float = 1e-5, what: str = "") -> None:
         span = max(float(np.abs(ref).max()) if ref.size else 0.0, 1.0)
     err = float(np.max(np.abs(got.astype(np.float64) - ref.astype(np.float64)))) if ref.size else 0.0
     assert err <= rel * span, f"{what}: max |diff| {err:.3g} > {rel:g} x range {span:.3g}"
+
+
+def rejected(result) -> None:
+    """A refusal by the CLI itself (a typer usage error or an edgekit error): exit code 2, no leaked exception,
+    no traceback."""
+    info = describe(result)
+    assert result.exit_code == 2, info
+    assert isinstance(result.exception, SystemExit), info
+    assert "Traceback" not in result.output, info

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -144,6 +145,25 @@ def bad_files(cases, tmp_path_factory):
     files["garbage_weights.keras"] = (out / "garbage_weights.keras", ("garbage_weights.keras",))
     keras_bytes = cases["cnn"].files["keras"].read_bytes()
     add("truncated.keras", keras_bytes[: len(keras_bytes) // 2], "truncated.keras")
+    add("corrupt.h5", b"\x89HDF\r\n\x1a\n" + rng.bytes(2000), "corrupt.h5")
+    h5 = cases["cnn"].files["h5"].read_bytes()
+    add("truncated.h5", h5[: len(h5) // 2], "truncated.h5")
+    add("savedmodel_corrupt/saved_model.pb", rng.bytes(2000))
+    files["savedmodel_corrupt"] = (out / "savedmodel_corrupt", ("savedmodel_corrupt",))
+    del files["savedmodel_corrupt/saved_model.pb"]
+    add("corrupt.mlpackage/Manifest.json", rng.bytes(300))
+    (out / "corrupt.mlpackage" / "Data").mkdir()
+    files["corrupt.mlpackage"] = (out / "corrupt.mlpackage", ("corrupt.mlpackage",))
+    del files["corrupt.mlpackage/Manifest.json"]
+    trunc_ml = out / "truncated.mlpackage"
+    shutil.copytree(cases["cnn"].files["coreml"], trunc_ml)
+    (spec,) = list(trunc_ml.rglob("*.mlmodel"))
+    spec.write_bytes(spec.read_bytes()[: spec.stat().st_size // 2])
+    files["truncated.mlpackage"] = (trunc_ml, ("truncated.mlpackage",))
+    add("malformed_ir/model.xml", b'<?xml version="1.0"?>\n<net name="m" version="11"><layers><layer id="0" garbage',
+        "model.xml")
+    add("malformed_ir/model.bin", b"\0" * 64)
+    del files["malformed_ir/model.bin"]
     return files
 
 

@@ -10,11 +10,13 @@ import platform
 import numpy as np
 import pytest
 
-from cli_util import describe, hint_of, invoke, ok, user_error
+from cli_util import describe, hint_of, invoke, ok, rejected, user_error
 
 BAD = ["nonexistent", "empty.tflite", "random.tflite", "random.onnx", "random.bin", "random.xyz",
        "truncated.tflite", "truncated.onnx", "forged.tflite", "folder without a model", "ir_no_bin/model.xml",
-       "ir_half_bin/model.xml", "corrupt.keras", "garbage_weights.keras", "truncated.keras"]
+       "ir_half_bin/model.xml", "malformed_ir/model.xml", "corrupt.keras", "garbage_weights.keras",
+       "truncated.keras", "corrupt.h5", "truncated.h5", "savedmodel_corrupt", "corrupt.mlpackage",
+       "truncated.mlpackage"]
 COMMANDS = {"inspect": ("inspect",), "run": ("run", "--random")}
 
 
@@ -29,7 +31,7 @@ def test_bad_file(name, command, bad_files):
 @pytest.mark.parametrize("name,expected", [
     ("truncated.tflite", "not a valid tflite"),
     ("forged.tflite", "not a valid tflite"),
-    ("truncated.onnx", "not a valid onnx"),
+    ("truncated.onnx", "truncated"),
     ("random.tflite", "content is not"),
     ("empty.tflite", "0 bytes"),
     ("random.bin", "not a model format"),
@@ -49,6 +51,12 @@ def test_openvino_truncated_bin_names_the_weights(command, bad_files):
     msg = user_error(invoke(*COMMANDS[command], path))
     assert "core.cpp" not in msg and not msg.rstrip().endswith(":"), msg
     assert "weights" in msg.lower() or "model.bin" in msg, msg
+
+
+def test_openvino_malformed_xml_message_is_not_a_source_location(bad_files):
+    path, _ = bad_files["malformed_ir/model.xml"]
+    msg = user_error(invoke("inspect", path))
+    assert "core.cpp" not in msg and not msg.rstrip().endswith(":"), msg
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -239,3 +247,76 @@ def test_debug_traceback_on_run(cases):
     res = invoke("--debug", "run", cases["cnn"].files["pt2"], "--random")
     assert res.exit_code == 2, describe(res)
     assert "Traceback" in res.stderr and "TrustRequiredError" in res.stderr
+
+
+# ------------------------------------------------------------------------------- options and run-time failures
+
+
+@pytest.mark.parametrize("kind", ["torchscript", "pickle"])
+def test_run_torch_without_shapes_wrong_layout(kind, cases, tmp_path):
+    """TorchScript / pickled modules record no input shapes, so a wrong layout fails inside the module: that is
+    still a user error (exit 2), not an internal crash."""
+    npz = tmp_path / "nhwc.npz"
+    np.savez(npz, **cases["cnn"].keras_inputs)  # NHWC given to an NCHW module
+    user_error(invoke("run", cases["cnn"].files[kind], "--trust-code", "--input", npz))
+
+
+@pytest.mark.parametrize("kind", ["tflite", "onnx", "openvino", "keras"])
+def test_run_zero_samples(kind, cases, tmp_path):
+    """An input file with 0 samples is refused as a user error or gives empty outputs of the right shape."""
+    npz = tmp_path / "zero.npz"
+    shape = (0, 1, 8, 8) if kind in ("onnx", "openvino") else (0, 8, 8, 1)
+    np.savez(npz, image=np.zeros(shape, np.float32))
+    res = invoke("run", cases["cnn"].files[kind], "--input", npz, "--json")
+    if res.exit_code == 0:
+        import json
+
+        (out,) = json.loads(res.stdout)["outputs"].values()
+        assert out["shape"] == [0, 10]
+    else:
+        user_error(res)
+
+
+def test_run_zero_samples_fixed_batch(keras_extra, tmp_path):
+    npz = tmp_path / "zero.npz"
+    np.savez(npz, image=np.zeros((0, 8, 8, 1), np.float32))
+    res = invoke("run", keras_extra.fixed1, "--input", npz, "--json")
+    if res.exit_code == 0:
+        import json
+
+        outs = json.loads(res.stdout)["outputs"]
+        assert [o["shape"] for o in outs.values()] == [[0, 10]], outs  # the output is not silently dropped
+    else:
+        user_error(res)
+
+
+def test_run_output_is_a_directory(cases, tmp_path):
+    target = tmp_path / "out.npz"
+    target.mkdir()
+    user_error(invoke("run", cases["cnn"].files["onnx"], "--random", "--output", target), "out.npz")
+
+
+def test_run_output_parent_is_a_file(cases, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    user_error(invoke("run", cases["cnn"].files["onnx"], "--random", "--output", blocker / "out.npz"))
+
+
+def test_run_negative_seed(cases):
+    rejected(invoke("run", cases["cnn"].files["onnx"], "--random", "--seed", "-1"))
+
+
+@pytest.mark.parametrize("kind", ["tflite", "onnx", "openvino"])
+@pytest.mark.parametrize("threads", ["-1"])
+def test_run_invalid_threads(kind, threads, cases):
+    res = invoke("run", cases["cnn"].files[kind], "--random", "--threads", threads)
+    rejected(res)
+    if any(ln.startswith("hint: ") for ln in res.stderr.splitlines()):
+        assert "re-download" not in hint_of(res), "a bad option is not a damaged file"
+
+
+def test_usage_errors_exit_2(cases):
+    rejected(invoke("run"))
+    rejected(invoke("inspect"))
+    rejected(invoke("run", cases["cnn"].files["onnx"], "--random", "--no-such-option"))
+    rejected(invoke("no-such-command"))

@@ -65,17 +65,22 @@ def ref_histogram(model) -> dict[str, int]:
 
 
 def ref_params(model) -> int:
+    """Elements of weight tensors; int64/bool/string tensors (shapes, axes, indices) are not parameters."""
+    def size(t) -> int:
+        return 0 if t.data_type in (TensorProto.INT64, TensorProto.BOOL, TensorProto.STRING) \
+            else numpy_helper.to_array(t).size
+
     total = 0
     for g in _all_graphs(model):
-        total += sum(numpy_helper.to_array(t).size for t in g.initializer)
-        total += sum(numpy_helper.to_array(s.values).size for s in g.sparse_initializer)
+        total += sum(size(t) for t in g.initializer)
+        total += sum(size(s.values) for s in g.sparse_initializer)
     for n in _all_nodes(model):
         if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
             for a in n.attribute:
                 if a.HasField("t"):
-                    total += numpy_helper.to_array(a.t).size
+                    total += size(a.t)
                 if a.HasField("sparse_tensor"):
-                    total += numpy_helper.to_array(a.sparse_tensor.values).size
+                    total += size(a.sparse_tensor.values)
     return total
 
 
