@@ -55,7 +55,7 @@ def random_inputs(specs: list[TensorSpec], batch: int = 1, seed: int = 0, raw_qu
         for i, d in enumerate(s.shape):
             if d is None:
                 d = batch if i == 0 else DEFAULT_DYNAMIC
-                notes.append(f"{s.name}: dynamic dimension {i} set to {d}")
+                notes.append(f"{s.name}: dynamic dimension {i} set to {d} in the generated inputs")
             shape.append(d)
         dtype = "float32" if (s.quantized and not raw_quantized) or not s.dtype else s.dtype
         kind = np.dtype(dtype).kind if dtype not in ("str", "string") else "U"

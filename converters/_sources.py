@@ -1,0 +1,66 @@
+"""Loading source models for conversion (inside edges only: these import the frameworks)."""
+
+from __future__ import annotations
+
+from edgekit.errors import ModelFileError, TrustRequiredError
+from edgekit.formats import Format
+
+from .base import Artifact, ConvertOptions
+
+
+def keras_model(src: Artifact):
+    """The Keras model of a .keras/.h5 artifact (safe mode on), cached on the artifact."""
+    if src.obj is not None:
+        return src.obj
+    from edgekit.runtimes.keras import KerasRunner
+
+    r = KerasRunner(_source(src))
+    r.load()
+    src.obj = r.model
+    return src.obj
+
+
+def torch_program(src: Artifact, options: ConvertOptions):
+    """The torch.export ExportedProgram of a .pt2 artifact (needs trust: loading unpickles)."""
+    if src.obj is not None:
+        return src.obj
+    if src.format is not Format.TORCH_EXPORT:
+        raise ModelFileError(f"{src.path.name} is {src.format.value}; this route needs a torch.export program (.pt2)",
+                             "export the model with torch.export.save(torch.export.export(model, args), 'model.pt2')")
+    if not options.trust_code:
+        raise TrustRequiredError(f"refusing to load {src.path.name} without trust: a .pt2 ExportedProgram is "
+                                 "unpickled when loaded, which can run code")
+    import torch
+
+    src.obj = torch.export.load(str(src.path))
+    return src.obj
+
+
+def example_args(program, input_shapes: dict[str, tuple[int, ...]], notes: list[str]):
+    """Example tensors for an ExportedProgram's user inputs, from its recorded shapes and dtypes."""
+    import torch
+
+    nodes = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    args = []
+    for name in program.graph_signature.user_inputs:
+        val = nodes[name].meta["val"]
+        shape = input_shapes.get(name)
+        if shape is None:
+            shape = []
+            for i, d in enumerate(val.shape):
+                if isinstance(d, int):
+                    shape.append(d)
+                else:
+                    hint = 1 if i == 0 else 16
+                    shape.append(hint)
+        if val.dtype.is_floating_point:
+            args.append(torch.randn(*shape, dtype=val.dtype))
+        else:
+            args.append(torch.randint(0, 10, tuple(shape), dtype=val.dtype))
+    return tuple(args)
+
+
+def _source(src: Artifact):
+    from edgekit.formats import ModelSource
+
+    return ModelSource(src.path, src.format, [src.path])

@@ -1,0 +1,111 @@
+"""The converter contract: typed options, artifacts with lineage, conversion edges and their registry.
+
+An edge converts one format into another with one vendor tool. It declares what it needs (checked with
+``importlib.util.find_spec``, never by importing) and the extra that installs it; the planner chains edges.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from edgekit.errors import ConversionError
+from edgekit.formats import Format
+
+PRECISIONS = ("fp32", "fp16")
+
+
+@dataclass
+class ConvertOptions:
+    """What the user asked for; every edge reads the fields that apply to it."""
+
+    precision: str = "fp32"
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # fixes dynamic dims
+    trust_code: bool = False
+    verbose: bool = False
+    sample: dict | None = None  # name -> array: the user's sample, used to trace modules and to check parity
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            from edgekit.errors import InputError
+
+            raise InputError(f"unknown precision '{self.precision}'", f"choose one of: {', '.join(PRECISIONS)}")
+
+
+@dataclass
+class Artifact:
+    """A model on disk plus what produced it. ``obj`` may carry the loaded model between edges."""
+
+    path: Path
+    format: Format
+    precision: str = "fp32"
+    route: list[str] = field(default_factory=list)  # edge names, in order
+    tool_versions: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # e.g. "fixed dimension 0 of 'x' to 1"
+    obj: Any = None
+
+
+def version_of(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
+
+
+class Edge:
+    """One conversion step. Subclasses set the class attributes and implement ``run``."""
+
+    name: ClassVar[str]
+    source: ClassVar[tuple[Format, ...]]
+    target: ClassVar[Format]
+    requires: ClassVar[tuple[tuple[str, str], ...]] = ()  # (import name, distribution)
+    extra: ClassVar[str] = ""
+    tools: ClassVar[tuple[str, ...]] = ()  # distributions whose versions go in the manifest
+    priority: ClassVar[int] = 0  # higher wins among routes of equal length
+
+    def missing(self) -> list[str]:
+        """Distributions this edge needs that are not installed (checked without importing them)."""
+        out = []
+        for module, dist in self.requires:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                out.append(dist)
+        return out
+
+    def convert(self, src: Artifact, options: ConvertOptions, out: Path) -> Artifact:
+        result = self.run(src, options, out)
+        result.route = [*src.route, self.name]
+        result.tool_versions = {**src.tool_versions, **{t: version_of(t) for t in self.tools}}
+        result.notes = [*src.notes, *result.notes]
+        return result
+
+    def run(self, src: Artifact, options: ConvertOptions, out: Path) -> Artifact:
+        raise NotImplementedError
+
+
+REGISTRY: dict[str, Edge] = {}
+
+
+def register(edge_cls: type[Edge]) -> type[Edge]:
+    """Class decorator: add an edge to the registry; a second edge with the same name is an error."""
+    if edge_cls.name in REGISTRY:
+        raise ValueError(f"converter edge '{edge_cls.name}' is already registered")
+    REGISTRY[edge_cls.name] = edge_cls()
+    return edge_cls
+
+
+def fail(what: str, err: BaseException, op: str | None = None) -> ConversionError:
+    """A ConversionError chained from the tool's error, naming the failing operator when known."""
+    text = str(err).strip().splitlines()
+    first = next((ln.strip() for ln in text if ln.strip()), type(err).__name__)[:400]
+    msg = f"{what}: {first}" + (f" (operator: {op})" if op else "")
+    e = ConversionError(msg)
+    e.op = op
+    e.__cause__ = err
+    return e

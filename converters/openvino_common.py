@@ -1,0 +1,43 @@
+"""Shared by the edges that end in OpenVINO IR: convert, fix input shapes, save with the asked precision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekit.formats import Format
+
+from .base import Artifact, ConvertOptions, fail
+
+
+def save_ir(make, src: Artifact, options: ConvertOptions, out: Path, names: dict[str, str] | None = None) -> Artifact:
+    """``make(ov)`` returns an ov.Model. ``names`` renames input/output tensors (tool name -> public name).
+    fp32 is saved with compress_to_fp16=False: openvino.save_model would otherwise store fp16 weights."""
+    import openvino as ov
+
+    try:
+        model = make(ov)
+    except Exception as e:  # OpenVINO frontends raise OpConversionFailure, RuntimeError, ...
+        raise fail("openvino.convert_model failed", e, _failing_op(e)) from e
+    if names:
+        for port in list(model.inputs) + list(model.outputs):
+            hit = next((names[n] for n in port.get_names() if n in names), None)
+            if hit is not None:
+                port.get_tensor().set_names({hit})
+    if options.input_shapes:
+        shapes = {}
+        for port in model.inputs:
+            for n in port.get_names():
+                if n in options.input_shapes:
+                    shapes[port] = ov.PartialShape(list(options.input_shapes[n]))
+        if shapes:
+            model.reshape(shapes)
+    path = out / f"{src.path.stem}.xml"
+    ov.save_model(model, str(path), compress_to_fp16=options.precision == "fp16")
+    return Artifact(path, Format.OPENVINO_IR, options.precision)
+
+
+def _failing_op(err: Exception) -> str | None:
+    import re
+
+    m = re.search(r"(?:operation|Op|op)[ :]+['\"]?([A-Za-z_][\w.:/-]*)['\"]?", str(err))
+    return m.group(1) if m else None

@@ -1,0 +1,102 @@
+"""The route planner: the shortest working chain of edges from a source format to a target format.
+
+Routes are ranked by length (direct first), then by the edges' priority. A route whose edges need packages
+that are not installed is blocked; the planner says which extra would unlock it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+from edgekit.formats import Format
+
+from .base import REGISTRY, Edge
+
+EDGE_MODULES = (
+    "keras_to_tflite", "keras_to_openvino",
+    "torch_to_onnx", "torch_to_openvino",
+    "onnx_to_openvino",
+    "tflite_to_openvino",
+)
+
+TARGETS = {"tflite": Format.TFLITE, "coreml": Format.COREML, "openvino": Format.OPENVINO_IR, "onnx": Format.ONNX}
+MAX_HOPS = 3
+
+
+def load_edges() -> dict[str, Edge]:
+    """Import every edge module (cheap: the tools are imported inside each edge's run)."""
+    for name in EDGE_MODULES:
+        importlib.import_module(f"edgekit.converters.{name}")
+    return REGISTRY
+
+
+@dataclass
+class Route:
+    edges: list[Edge]
+    missing: list[str] = field(default_factory=list)  # distributions not installed
+    extras: list[str] = field(default_factory=list)
+
+    @property
+    def available(self) -> bool:
+        return not self.missing
+
+    def describe(self, source: Format) -> str:
+        steps = [source.value] + [e.target.value for e in self.edges]
+        tools = ", ".join(e.name for e in self.edges)
+        return f"{' -> '.join(steps)}  ({tools})"
+
+
+@dataclass
+class Plan:
+    source: Format
+    target: Format
+    routes: list[Route]
+
+    @property
+    def chosen(self) -> Route | None:
+        return next((r for r in self.routes if r.available), None)
+
+    def explain(self) -> list[str]:
+        lines = []
+        chosen = self.chosen
+        if not self.routes:
+            return [f"{self.target.value}: no route from {self.source.value}"]
+        for r in self.routes:
+            if r is chosen:
+                lines.append(f"{self.target.value}: chosen  {r.describe(self.source)}")
+            elif r.available:
+                lines.append(f"{self.target.value}: also    {r.describe(self.source)}")
+            else:
+                lines.append(f"{self.target.value}: blocked {r.describe(self.source)}; needs "
+                             f"{', '.join(r.missing)}: pip install 'edgekit[{','.join(r.extras)}]'")
+        return lines
+
+
+def _paths(source: Format, target: Format, edges: list[Edge]) -> list[list[Edge]]:
+    found: list[list[Edge]] = []
+
+    def walk(fmt: Format, path: list[Edge], seen: set[Format]):
+        if len(path) > MAX_HOPS:
+            return
+        for e in edges:
+            if fmt not in e.source or e.target in seen:
+                continue
+            if e.target is target:
+                found.append([*path, e])
+            else:
+                walk(e.target, [*path, e], seen | {e.target})
+
+    walk(source, [], {source})
+    return found
+
+
+def plan(source: Format, target: Format) -> Plan:
+    edges = list(load_edges().values())
+    routes = []
+    for path in _paths(source, target, edges):
+        missing = sorted({d for e in path for d in e.missing()})
+        extras = sorted({e.extra for e in path if e.missing()})
+        routes.append(Route(path, missing, extras))
+    routes.sort(key=lambda r: (len(r.edges), -sum(e.priority for e in r.edges)))
+    return Plan(source, target, routes)

@@ -1,0 +1,262 @@
+"""`edgekit.convert`: every target converted independently along the best installed route, then checked
+against the source on the same inputs (the parity gate), with a manifest of what happened."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import EdgekitError, InputError
+from .formats import Format
+
+STATUSES = ("ok", "failed", "unverified")
+
+
+@dataclass
+class TargetResult:
+    target: str
+    path: Path | None = None
+    route: list[str] = field(default_factory=list)
+    precision: str = "fp32"
+    status: str = "failed"
+    parity: dict | None = None
+    size_bytes: int | None = None
+    seconds: float = 0.0
+    tool_versions: dict = field(default_factory=dict)
+    error: str | None = None
+    op: str | None = None
+    notes: list[str] = field(default_factory=list)
+    traceback: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "path": str(self.path) if self.path else None, "route": self.route,
+                "precision": self.precision, "status": self.status, "parity": self.parity,
+                "size_bytes": self.size_bytes, "seconds": round(self.seconds, 3), "tool_versions": self.tool_versions,
+                "error": self.error, "failing_op": self.op, "notes": self.notes}
+
+
+@dataclass
+class ConvertReport:
+    source: dict
+    targets: list[TargetResult]
+    output_dir: Path
+    plans: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return 3 if any(t.status == "failed" for t in self.targets) else 0
+
+    def manifest(self) -> dict:
+        return {"source": self.source, "targets": [t.to_dict() for t in self.targets]}
+
+    def __getitem__(self, target: str) -> TargetResult:
+        return next(t for t in self.targets if t.target == target)
+
+
+def parse_targets(targets) -> list[str]:
+    from edgekit.converters.planner import TARGETS
+
+    if isinstance(targets, str):
+        targets = [t for t in targets.split(",")]
+    names = [t.strip().lower() for t in targets if t and t.strip()]
+    bad = [t for t in names if t not in TARGETS]
+    if bad or not names:
+        raise InputError(f"unknown target {', '.join(repr(b) for b in bad)}" if bad else "no target given",
+                         f"choose from: {', '.join(TARGETS)} (comma-separated)")
+    return list(dict.fromkeys(names))
+
+
+def _sha256(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _size(path: Path) -> int:
+    from .formats import detect
+
+    try:
+        return detect(path).size_bytes
+    except EdgekitError:
+        return path.stat().st_size if path.is_file() else 0
+
+
+def _in_memory_source(model, example_inputs, out: Path):
+    """Save an in-memory keras.Model or torch.nn.Module into out/_source, so every route starts from a file."""
+    from edgekit.converters.base import Artifact
+
+    mod = type(model).__module__
+    src_dir = out / "_source"
+    src_dir.mkdir(parents=True, exist_ok=True)
+    if mod.startswith("keras") or mod.startswith("tf_keras"):
+        path = src_dir / f"{getattr(model, 'name', 'model') or 'model'}.keras"
+        model.save(path)
+        return Artifact(path, Format.KERAS, obj=model)
+    if mod.startswith("torch") or _is_torch_module(model):
+        if example_inputs is None:
+            raise InputError("converting a torch.nn.Module needs example inputs",
+                             "pass example_inputs=(tensor, ...) matching the model's forward()")
+        import torch
+
+        args = tuple(torch.as_tensor(np.asarray(a)) if not isinstance(a, torch.Tensor) else a
+                     for a in (example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)))
+        ep = torch.export.export(model.eval(), args)
+        path = src_dir / f"{type(model).__name__.lower()}.pt2"
+        torch.export.save(ep, str(path))
+        return Artifact(path, Format.TORCH_EXPORT, obj=ep)
+    raise InputError(f"cannot convert an object of type {type(model).__name__}",
+                     "pass a model file path, a keras.Model or a torch.nn.Module")
+
+
+def _is_torch_module(obj) -> bool:
+    return any(c.__module__.startswith("torch.nn") for c in type(obj).__mro__)
+
+
+def _feeds_for(model, sample: dict[str, np.ndarray], names_src: list[str], notes: list[str]) -> dict:
+    names = [s.name for s in model.inputs]
+    if set(names) == set(sample):
+        return sample
+    if len(names) == len(names_src):
+        notes.append("inputs fed by position (names differ: "
+                     + ", ".join(f"{a}->{b}" for a, b in zip(names_src, names) if a != b) + ")")
+        return {n: sample[s] for n, s in zip(names, names_src)}
+    raise InputError(f"the converted model takes {len(names)} inputs where the source takes {len(names_src)}")
+
+
+def convert(model, targets, *, precision: str = "fp32", input_shapes: dict | None = None, sample=None,
+            output_dir: str | os.PathLike = "edgekit_out", trust_code: bool = False, verify: bool = True,
+            example_inputs=None, verbose: bool = False,
+            progress: Callable[[str], None] | None = None) -> ConvertReport:
+    """Convert ``model`` (a path, a keras.Model, or a torch.nn.Module with ``example_inputs``) to each target.
+
+    Targets are converted independently: one failure does not stop the others. Each result is checked against
+    the source on ``sample`` (a dict name -> array or an .npz/.npy path; generated from the signature if None).
+    """
+    from edgekit.converters.base import Artifact, ConvertOptions
+    from edgekit.converters.planner import TARGETS, plan
+    from edgekit.data import random_inputs, read_arrays
+    from edgekit.model import load
+
+    from . import _quiet
+
+    say = progress or (lambda msg: None)
+    names = parse_targets(targets)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shapes = {k: tuple(int(d) for d in v) for k, v in (input_shapes or {}).items()}
+    if isinstance(model, (str, os.PathLike)):
+        from .formats import detect
+
+        source = detect(model)
+        src = Artifact(source.path, source.format)
+        src_files, src_trust = source.files, trust_code
+    else:
+        src = _in_memory_source(model, example_inputs, out)
+        src_files, src_trust = [src.path], True  # edgekit wrote this file itself
+    if src.format in (Format.TORCH_EXPORT, Format.TORCHSCRIPT, Format.TORCH_PICKLE) and not src_trust:
+        from .errors import TrustRequiredError
+
+        raise TrustRequiredError(f"refusing to convert {src.path.name} without trust: loading a {src.format.value} "
+                                 "file can run code", "pass --trust-code (trust_code=True) if you trust its origin")
+    options = ConvertOptions(precision=precision, input_shapes=shapes, trust_code=src_trust, verbose=verbose)
+
+    # the reference: the source model on the sample every target is checked with
+    ref_model = load(src.path, trust_code=src_trust)
+    if sample is None:
+        fixed = [s if s.name not in shapes else type(s)(s.name, shapes[s.name], s.dtype, s.scale, s.zero_point)
+                 for s in ref_model.inputs]
+        sample, gen_notes = random_inputs(fixed, batch=1)
+    else:
+        gen_notes = []
+        if isinstance(sample, (str, os.PathLike)):
+            sample = read_arrays(sample, ref_model.inputs)
+        sample = ref_model.feeds(sample)
+    options.sample = sample
+    reference = ref_model.predict(sample) if verify else None
+    ref_names = [s.name for s in ref_model.inputs]
+    ref_model.close()
+
+    report = ConvertReport({"path": str(src.path), "format": src.format.value, "sha256": _sha256(src_files)}, [], out)
+    work = out / "_work"
+    for name in names:
+        target = TARGETS[name]
+        res = TargetResult(name, precision=precision)
+        report.targets.append(res)
+        t0 = time.perf_counter()
+        p = plan(src.format, target) if src.format is not target else None
+        if p is not None:
+            report.plans[name] = p.explain()
+        try:
+            if p is None:
+                raise InputError(f"the source is already {target.value}", "leave this target out")
+            route = p.chosen
+            if route is None:
+                if not p.routes:
+                    raise EdgekitError(f"no conversion route from {src.format.value} to {target.value}",
+                                       "convert to an intermediate format first (e.g. onnx) and convert that")
+                best = p.routes[0]
+                raise EdgekitError(f"no installed route from {src.format.value} to {target.value}; the best needs "
+                                   f"{', '.join(best.missing)}", f"pip install 'edgekit[{','.join(best.extras)}]'")
+            say(f"{name}: {route.describe(src.format)}")
+            art = src
+            for i, edge in enumerate(route.edges):
+                last = i == len(route.edges) - 1
+                dest = out if last else work / name
+                dest.mkdir(parents=True, exist_ok=True)
+                (work / name).mkdir(parents=True, exist_ok=True)
+                with _quiet.captured(work / name / f"{edge.name}.log"):
+                    art = edge.convert(art, options, dest)
+            res.path, res.route, res.tool_versions = art.path, art.route, art.tool_versions
+            res.notes = list(dict.fromkeys(gen_notes + art.notes))
+            res.size_bytes = _size(art.path)
+            if not verify:
+                res.status = "unverified"
+                res.notes.append("parity not checked (--no-verify)")
+            else:
+                _gate(res, art, reference, sample, ref_names, precision)
+        except EdgekitError as e:
+            res.status, res.error = "failed", e.message
+            res.op = getattr(e, "op", None)
+        except Exception as e:  # a tool's own bug must not stop the other targets; keep its traceback
+            res.status, res.error = "failed", f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
+            res.traceback = traceback.format_exc()
+        res.seconds = time.perf_counter() - t0
+        say(f"{name}: {res.status}" + (f" ({res.error})" if res.error else "") + f" in {res.seconds:.1f} s")
+    shutil.rmtree(work, ignore_errors=True)
+    (out / "manifest.json").write_text(json.dumps(report.manifest(), indent=2))
+    return report
+
+
+def _gate(res: TargetResult, art, reference: dict, sample: dict, ref_names: list[str], precision: str) -> None:
+    """Run the converted model on the sample and compare with the source (or say why it cannot be checked)."""
+    from edgekit.benchmarks.parity import compare
+    from edgekit.model import load
+
+    if art.format is Format.COREML and platform.system() != "Darwin":
+        res.status = "unverified"
+        res.notes.append("Core ML predicts only on macOS: parity not checked here")
+        return
+    with load(art.path) as cand:
+        feeds = _feeds_for(cand, sample, ref_names, res.notes)
+        got = cand.predict(feeds)
+    par = compare(reference, got, precision)
+    res.notes += par.notes
+    res.parity = par.summary()
+    if par.passed:
+        res.status = "ok"
+    else:
+        res.status = "failed"
+        res.error = f"parity outside the {precision} tolerance: {par.failure()}"
