@@ -20,6 +20,30 @@ def keras_model(src: Artifact):
     return src.obj
 
 
+def saved_model_with_names(model, path) -> None:
+    """Save a Keras model as a SavedModel whose serving signature takes the Keras inputs by name and returns
+    the outputs keyed by the Keras output names, so TFLite and SavedModel-based targets keep the source's I/O
+    names. Keras' own ExportArchive tracks the variables (a plain tf.Module + tf.function did not: TFLite then
+    read them as NaN, which the parity gate caught)."""
+    import keras
+    import tensorflow as tf
+
+    out_names = list(getattr(model, "output_names", None) or [])
+    if len(out_names) != len(model.outputs):
+        out_names = [f"output_{i}" for i in range(len(model.outputs))]
+    specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in model.inputs]
+
+    def serve(*args):
+        y = model(list(args) if len(args) > 1 else args[0], training=False)
+        ys = y if isinstance(y, (list, tuple)) else [y]
+        return dict(zip(out_names, ys))
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", serve, input_signature=specs)
+    archive.write_out(str(path), verbose=False)
+
+
 def torch_program(src: Artifact, options: ConvertOptions):
     """The torch.export ExportedProgram of a .pt2 artifact (needs trust: loading unpickles)."""
     if src.obj is not None:

@@ -1,7 +1,7 @@
 """Keras / SavedModel -> OpenVINO IR: through a SavedModel (Keras' own export) and openvino.convert_model.
 
-The SavedModel signature gives the public names (input layer names, output_0, ...), the same as the TFLite
-signature, so the TFLite and OpenVINO targets of one Keras model take and return the same keys.
+The SavedModel's signature carries the Keras input and output names (see _sources.keras_serving), as the
+TFLite signature does, so the source and every target take and return the same keys.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edgekit.formats import Format
 
-from ._sources import keras_model
+from ._sources import keras_model, saved_model_with_names
 from .base import Artifact, ConvertOptions, Edge, register
 from .openvino_common import save_ir
 
@@ -29,7 +29,6 @@ class KerasToOpenVINO(Edge):
     def run(self, src: Artifact, options: ConvertOptions, out: Path) -> Artifact:
         if src.format is Format.SAVEDMODEL:
             return save_ir(lambda ov: ov.convert_model(str(src.path)), src, options, out)
-        model = keras_model(src)
         with tempfile.TemporaryDirectory(dir=out) as tmp:
-            model.export(tmp, format="tf_saved_model", verbose=False)
+            saved_model_with_names(keras_model(src), tmp)
             return save_ir(lambda ov: ov.convert_model(tmp), src, options, out)

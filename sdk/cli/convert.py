@@ -1,0 +1,103 @@
+"""`edgekit convert MODEL --to tflite,coreml,openvino,onnx`: convert, check each result, write a manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from edgekit.cli._common import STATE, command, console, human_size, print_json
+
+
+def parse_shapes(items: list[str]) -> dict[str, tuple[int, ...]]:
+    from edgekit.errors import InputError
+
+    shapes = {}
+    for item in items or []:
+        name, sep, dims = item.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            shapes[name] = tuple(int(d) for d in dims.split(","))
+            if any(d < 1 for d in shapes[name]):
+                raise ValueError
+        except ValueError:
+            raise InputError(f"cannot read --input-shape '{item}'", "write NAME=D0,D1,... e.g. image=1,3,224,224") \
+                from None
+    return shapes
+
+
+@command
+def convert_cmd(
+    model: Path = typer.Argument(..., help="Source model: .keras, .h5, SavedModel folder, .pt2, .onnx, .tflite ..."),
+    to: str = typer.Option(..., "--to", help="Targets, comma-separated: tflite,coreml,openvino,onnx."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 or fp16."),
+    input_shape: list[str] = typer.Option(None, "--input-shape", help="Fix an input's shape: NAME=1,3,224,224 "
+                                          "(repeatable)."),
+    sample: Path = typer.Option(None, "--sample", help=".npz/.npy inputs for the parity check (default: generated)."),
+    output_dir: Path = typer.Option(Path("edgekit_out"), "--output-dir", "-o", help="Where targets and "
+                                    "manifest.json go."),
+    explain: bool = typer.Option(False, "--explain", help="Print each target's route, the alternatives and what "
+                                 "would unlock a blocked route; convert nothing."),
+    json_out: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+    trust_code: bool = typer.Option(False, "--trust-code", help="Allow source formats whose loading can run code."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Skip the parity check (targets are 'unverified')."),
+):
+    """Convert a model to several targets, each along the best installed route, and check each against the source."""
+    from edgekit.convert import convert, parse_targets
+
+    targets = parse_targets(to)
+    if explain:
+        _explain(model, targets, json_out)
+        return
+    err = console(stderr=True)
+    report = convert(model, targets, precision=precision, input_shapes=parse_shapes(input_shape), sample=sample,
+                     output_dir=output_dir, trust_code=trust_code, verify=not no_verify, verbose=STATE["verbose"],
+                     progress=lambda msg: err.print(f"[dim]>[/] {msg}"))
+    if STATE["debug"]:
+        for t in report.targets:
+            if t.traceback:
+                err.print(t.traceback)
+    if json_out:
+        print_json(report.manifest())
+    else:
+        _table(report)
+    raise typer.Exit(report.exit_code)
+
+
+def _explain(model: Path, targets: list[str], json_out: bool) -> None:
+    from edgekit.converters.planner import TARGETS, plan
+    from edgekit.formats import detect
+
+    src = detect(model)
+    lines = {t: plan(src.format, TARGETS[t]).explain() for t in targets}
+    if json_out:
+        print_json({"source": src.format.value, "routes": lines})
+        return
+    out = console()
+    out.print(f"source: {src.path.name} ({src.format.value})")
+    for t in targets:
+        for line in lines[t]:
+            out.print(f"  {line}")
+
+
+def _table(report) -> None:
+    from rich.table import Table
+
+    out = console()
+    t = Table(title=f"{Path(report.source['path']).name} ({report.source['format']}) -> {report.output_dir}")
+    for col in ("target", "status", "route", "size", "seconds", "max abs", "cosine", "error / notes"):
+        t.add_column(col)
+    colours = {"ok": "green", "failed": "red", "unverified": "yellow"}
+    for r in report.targets:
+        par = r.parity or {}
+        err = r.error or ""
+        if r.op and r.op not in err:
+            err += f" (operator {r.op})"
+        t.add_row(r.target, f"[{colours[r.status]}]{r.status}[/]", " > ".join(r.route) or "-",
+                  human_size(r.size_bytes), f"{r.seconds:.1f}",
+                  f"{par['max_abs']:.2e}" if par.get("max_abs") is not None else "-",
+                  f"{par['cosine']:.6f}" if par.get("cosine") is not None else "-",
+                  err or "; ".join(n for n in r.notes if "generated inputs" not in n))
+    out.print(t)
+    out.print(f"manifest: {report.output_dir / 'manifest.json'}")
