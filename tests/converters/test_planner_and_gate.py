@@ -1,0 +1,178 @@
+"""Registry, planner, parity gate, per-target isolation, manifest and the convert CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import edgekit
+from edgekit.benchmarks.parity import compare, compare_arrays
+from edgekit.benchmarks.tolerances import TOLERANCES
+from edgekit.cli.main import app
+from edgekit.convert import convert
+from edgekit.converters import base, planner
+from edgekit.formats import Format
+
+
+def test_duplicate_edge_is_an_error():
+    planner.load_edges()
+    existing = type(base.REGISTRY["keras_to_tflite"])
+    with pytest.raises(ValueError, match="already registered"):
+        base.register(type("Again", (existing,), {}))
+
+
+def test_direct_route_first_and_alternatives_listed():
+    p = planner.plan(Format.TORCH_EXPORT, Format.OPENVINO_IR)
+    assert [e.name for e in p.chosen.edges] == ["torch_to_openvino"]
+    assert any([e.name for e in r.edges] == ["torch_to_onnx", "onnx_to_openvino"] for r in p.routes)
+    text = "\n".join(p.explain())
+    assert "chosen" in text and "also" in text
+
+
+def test_blocked_route_names_the_extra(monkeypatch):
+    planner.load_edges()
+    edge = base.REGISTRY["torch_to_openvino"]
+    monkeypatch.setattr(type(edge), "requires", (("torch", "torch"), ("not_a_real_module_xyz", "openvino")))
+    p = planner.plan(Format.TORCH_EXPORT, Format.OPENVINO_IR)
+    blocked = [ln for ln in p.explain() if "blocked" in ln]
+    assert blocked and "pip install 'edgekit[openvino]'" in blocked[0]
+    assert [e.name for e in p.chosen.edges] == ["torch_to_onnx", "onnx_to_openvino"]  # the detour still works
+
+
+def test_parity_metrics_against_definitions():
+    ref = np.array([0.0, 1.0, 2.0, 4.0])
+    got = np.array([0.0, 1.0, 2.0, 4.006])
+    o = compare_arrays("y", ref, got, "fp32")
+    assert o.max_abs == pytest.approx(0.006) and o.mean_abs == pytest.approx(0.0015)
+    cos = float(ref @ got / (np.linalg.norm(ref) * np.linalg.norm(got)))
+    assert o.cosine == pytest.approx(cos)
+    assert o.range == 4.0
+    assert not o.passed and "0.006 > 0.001 x range 4" in o.reason  # 0.006 > 1e-3 * 4
+    assert compare_arrays("y", ref, got, "fp16").passed  # 0.006 <= 1e-2 * 4 and cosine > 0.999
+    assert TOLERANCES["fp32"]["cosine"] == 0.9999 and TOLERANCES["fp16"]["max_abs_rel"] == 1e-2
+    nan = compare_arrays("y", ref, np.array([0.0, np.nan, 2.0, 4.0]), "fp32")
+    assert not nan.passed and "NaN" in nan.reason
+    both = compare_arrays("y", np.array([np.nan, 1.0]), np.array([np.nan, 1.0]), "fp32")
+    assert both.passed  # NaN where the reference has it too
+    flipped = compare({"a": ref}, {"b": -ref}, "fp32")
+    assert not flipped.passed and flipped.notes  # paired by position, noted
+
+
+def test_one_failing_target_does_not_stop_the_others(cases, tmp_path, monkeypatch):
+    planner.load_edges()
+    edge = base.REGISTRY["keras_to_openvino"]
+
+    def boom(self, src, options, out):
+        raise RuntimeError("simulated converter crash in op Foo")
+
+    monkeypatch.setattr(type(edge), "run", boom)
+    rep = convert(cases["cnn"].files["keras"], ["openvino", "tflite"], output_dir=tmp_path)
+    assert rep["openvino"].status == "failed" and "simulated converter crash" in rep["openvino"].error
+    assert rep["tflite"].status == "ok"
+    assert rep.exit_code == 3
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert [t["status"] for t in manifest["targets"]] == ["failed", "ok"]
+
+
+def test_manifest_schema_and_hash(cases, tmp_path):
+    import hashlib
+
+    src = cases["cnn"].files["keras"]
+    convert(src, ["tflite"], output_dir=tmp_path)
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    assert set(m) == {"source", "targets"}
+    assert m["source"]["format"] == "keras"
+    assert m["source"]["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    t = m["targets"][0]
+    for key in ("target", "path", "route", "precision", "status", "parity", "size_bytes", "seconds",
+                "tool_versions", "error"):
+        assert key in t
+    assert set(t["parity"]) == {"max_abs", "mean_abs", "cosine"}
+    assert t["tool_versions"]["tensorflow"]
+    assert t["size_bytes"] == (tmp_path / "cnn.tflite").stat().st_size
+
+
+def test_planted_fault_fails_the_gate(cases, tmp_path, monkeypatch):
+    """A converter that silently writes a wrong model is caught: status failed, the file is not reported ok."""
+    planner.load_edges()
+    edge = base.REGISTRY["onnx_to_openvino"]
+
+    def sabotage(self, src, options, out):
+        import openvino as ov
+
+        m = ov.convert_model(str(src.path))
+        result = m.outputs[0].get_node()
+        scaled = ov.opset13.multiply(result.input_value(0), ov.opset13.constant(np.float32(1.01)))
+        result.input(0).replace_source_output(scaled.output(0))
+        path = out / "cnn.xml"
+        ov.save_model(m, str(path), compress_to_fp16=False)
+        return base.Artifact(path, Format.OPENVINO_IR)
+
+    monkeypatch.setattr(type(edge), "run", sabotage)
+    rep = convert(cases["cnn"].files["onnx"], ["openvino"], output_dir=tmp_path)
+    assert rep["openvino"].status == "failed" and "parity outside the fp32 tolerance" in rep["openvino"].error
+
+
+def test_fp16_precision_is_judged_with_fp16_tolerance(cases, tmp_path):
+    rep = convert(cases["cnn"].files["keras"], ["tflite", "openvino"], precision="fp16", output_dir=tmp_path)
+    for t in ("tflite", "openvino"):
+        assert rep[t].status == "ok" and rep[t].precision == "fp16"
+        assert 0 < rep[t].parity["max_abs"] <= 1e-2
+    with edgekit.load(rep["tflite"].path) as m:
+        assert m.precision == "fp16"  # weights stored as fp16 behind DEQUANTIZE
+
+
+runner = CliRunner()
+
+
+def test_cli_convert_exit_codes_and_json(cases, tmp_path):
+    r = runner.invoke(app, ["convert", str(cases["cnn"].files["keras"]), "--to", "tflite,openvino",
+                            "-o", str(tmp_path / "a"), "--json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.stdout)
+    assert [t["status"] for t in m["targets"]] == ["ok", "ok"]
+    r = runner.invoke(app, ["convert", str(cases["cnn"].files["keras"]), "--to", "tflite", "--no-verify",
+                            "-o", str(tmp_path / "b"), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["targets"][0]["status"] == "unverified"
+
+
+def test_cli_convert_explain_is_a_dry_run(cases, tmp_path):
+    r = runner.invoke(app, ["convert", str(cases["cnn"].files["pt2"]), "--to", "openvino", "--explain",
+                            "-o", str(tmp_path / "x")])
+    assert r.exit_code == 0 and "chosen" in r.stdout and "torch_to_openvino" in r.stdout
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--to", "tensorrt"], "unknown target 'tensorrt'"),
+    (["--to", "tflite", "--precision", "int3"], "unknown precision"),
+    (["--to", "tflite", "--input-shape", "image=1,x"], "cannot read --input-shape"),
+])
+def test_cli_convert_bad_options(cases, tmp_path, args, needle):
+    r = runner.invoke(app, ["convert", str(cases["cnn"].files["keras"]), *args, "-o", str(tmp_path)])
+    assert r.exit_code == 2
+    assert f"error: {needle}" in r.stderr and "hint: " in r.stderr
+
+
+def test_cli_convert_needs_trust_for_pt2(cases, tmp_path):
+    r = runner.invoke(app, ["convert", str(cases["cnn"].files["pt2"]), "--to", "onnx", "-o", str(tmp_path)])
+    assert r.exit_code == 2 and "without trust" in r.stderr and "--trust-code" in r.stderr
+
+
+def test_input_shape_fixes_dynamic_dims(cases, tmp_path):
+    r = runner.invoke(app, ["convert", str(cases["dynamic"].files["onnx"]), "--to", "openvino",
+                            "--input-shape", "seq=3,5,8", "-o", str(tmp_path), "--json"])
+    assert r.exit_code == 0, r.output
+    with edgekit.load(tmp_path / "dynamic.xml") as m:
+        assert m.inputs[0].shape == (3, 5, 8)
+
+
+def test_user_sample_is_used(cases, tmp_path):
+    x = np.full((4, 8, 8, 1), 0.5, np.float32)
+    np.savez(tmp_path / "s.npz", image=x)
+    rep = convert(cases["cnn"].files["keras"], ["tflite"], sample=tmp_path / "s.npz", output_dir=tmp_path / "o")
+    assert rep["tflite"].status == "ok"
+    assert not any("generated inputs" in n for n in rep["tflite"].notes)
