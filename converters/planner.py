@@ -14,10 +14,10 @@ from edgekit.formats import Format
 from .base import REGISTRY, Edge
 
 EDGE_MODULES = (
-    "keras_to_tflite", "keras_to_openvino",
+    "keras_to_tflite", "keras_to_openvino", "keras_to_onnx",
     "torch_to_onnx", "torch_to_openvino",
     "onnx_to_openvino",
-    "tflite_to_openvino",
+    "tflite_to_openvino", "tflite_to_onnx",
 )
 
 TARGETS = {"tflite": Format.TFLITE, "coreml": Format.COREML, "openvino": Format.OPENVINO_IR, "onnx": Format.ONNX}

@@ -41,13 +41,17 @@ class TorchToOnnx(Edge):
         return Artifact(path, Format.ONNX, options.precision)
 
 
-def _to_fp16(path: Path) -> None:
+def fp16_proto(model):
     """Store weights and compute in fp16, keeping fp32 inputs/outputs so the I/O contract holds."""
-    import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    model = convert_float_to_float16(onnx.load(str(path)), keep_io_types=True)
-    onnx.save_model(model, str(path))
+    return convert_float_to_float16(model, keep_io_types=True)
+
+
+def _to_fp16(path: Path) -> None:
+    import onnx
+
+    onnx.save_model(fp16_proto(onnx.load(str(path))), str(path))
 
 
 def _failing_op(err: Exception) -> str | None:

@@ -11,11 +11,11 @@ from edgekit.convert import convert
 
 # (source artifact kind, target, family of reference outputs)
 ROUTES = [
-    ("keras", "tflite"), ("keras", "openvino"), ("h5", "tflite"), ("savedmodel", "tflite"),
-    ("savedmodel", "openvino"),
+    ("keras", "tflite"), ("keras", "openvino"), ("keras", "onnx"), ("h5", "tflite"), ("savedmodel", "tflite"),
+    ("savedmodel", "openvino"), ("savedmodel", "onnx"),
     ("pt2", "onnx"), ("pt2", "openvino"),
     ("onnx", "openvino"),
-    ("tflite", "openvino"),
+    ("tflite", "openvino"), ("tflite", "onnx"),
 ]
 CASES = ("cnn", "two_io", "dynamic")
 TRUST = {"pt2", "torchscript", "pickle"}
