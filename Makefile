@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	# constraints.txt pins every version we tested (torch to the local CPU build, never the CUDA one)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[all,test]'
+	# onnx2tf (ONNX -> TFLite / Core ML routes) pins numpy 1.x, TF 2.19 and onnx 1.19: install its real
+	# dependencies at our tested versions, then onnx2tf itself without its pins
+	$(BIN)/python -m pip install --quiet -c constraints.txt tf-keras onnx_graphsurgeon sng4onnx sne4onnx psutil onnxsim
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt onnx2tf
 	@touch $(STAMP)
 
 demo: install

@@ -63,6 +63,7 @@ class Edge:
     target: ClassVar[Format]
     requires: ClassVar[tuple[tuple[str, str], ...]] = ()  # (import name, distribution)
     extra: ClassVar[str] = ""
+    install_hint: ClassVar[str] = ""  # when `pip install 'edgekit[extra]'` cannot install the tool
     tools: ClassVar[tuple[str, ...]] = ()  # distributions whose versions go in the manifest
     priority: ClassVar[int] = 0  # higher wins among routes of equal length
 

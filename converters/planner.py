@@ -14,9 +14,9 @@ from edgekit.formats import Format
 from .base import REGISTRY, Edge
 
 EDGE_MODULES = (
-    "keras_to_tflite", "keras_to_openvino", "keras_to_onnx",
-    "torch_to_onnx", "torch_to_openvino",
-    "onnx_to_openvino",
+    "keras_to_tflite", "keras_to_openvino", "keras_to_onnx", "keras_to_coreml",
+    "torch_to_onnx", "torch_to_openvino", "torch_to_coreml",
+    "onnx_to_openvino", "onnx_to_savedmodel",
     "tflite_to_openvino", "tflite_to_onnx",
 )
 
@@ -36,6 +36,11 @@ class Route:
     edges: list[Edge]
     missing: list[str] = field(default_factory=list)  # distributions not installed
     extras: list[str] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)  # install commands for tools no extra installs
+
+    def install(self) -> str:
+        parts = ([f"pip install 'edgekit[{','.join(self.extras)}]'"] if self.extras else []) + self.hints
+        return " && ".join(parts)
 
     @property
     def available(self) -> bool:
@@ -69,7 +74,7 @@ class Plan:
                 lines.append(f"{self.target.value}: also    {r.describe(self.source)}")
             else:
                 lines.append(f"{self.target.value}: blocked {r.describe(self.source)}; needs "
-                             f"{', '.join(r.missing)}: pip install 'edgekit[{','.join(r.extras)}]'")
+                             f"{', '.join(r.missing)}: {r.install()}")
         return lines
 
 
@@ -96,7 +101,8 @@ def plan(source: Format, target: Format) -> Plan:
     routes = []
     for path in _paths(source, target, edges):
         missing = sorted({d for e in path for d in e.missing()})
-        extras = sorted({e.extra for e in path if e.missing()})
-        routes.append(Route(path, missing, extras))
+        extras = sorted({e.extra for e in path if e.missing() and not e.install_hint})
+        hints = list(dict.fromkeys(e.install_hint for e in path if e.missing() and e.install_hint))
+        routes.append(Route(path, missing, extras, hints))
     routes.sort(key=lambda r: (len(r.edges), -sum(e.priority for e in r.edges)))
     return Plan(source, target, routes)

@@ -187,6 +187,7 @@ def convert(model, targets, *, precision: str = "fp32", input_shapes: dict | Non
     options.sample = sample
     reference = ref_model.predict(sample) if verify else None
     ref_names = [s.name for s in ref_model.inputs]
+    ref_dynamic = {s.name: s.shape is not None and None in s.shape[1:] for s in ref_model.inputs}
     ref_model.close()
 
     report = ConvertReport({"path": str(src.path), "format": src.format.value, "sha256": _sha256(src_files)}, [], out)
@@ -209,7 +210,7 @@ def convert(model, targets, *, precision: str = "fp32", input_shapes: dict | Non
                                        "convert to an intermediate format first (e.g. onnx) and convert that")
                 best = p.routes[0]
                 raise EdgekitError(f"no installed route from {src.format.value} to {target.value}; the best needs "
-                                   f"{', '.join(best.missing)}", f"pip install 'edgekit[{','.join(best.extras)}]'")
+                                   f"{', '.join(best.missing)}", best.install())
             say(f"{name}: {route.describe(src.format)}")
             art = src
             for i, edge in enumerate(route.edges):
@@ -226,7 +227,7 @@ def convert(model, targets, *, precision: str = "fp32", input_shapes: dict | Non
                 res.status = "unverified"
                 res.notes.append("parity not checked (--no-verify)")
             else:
-                _gate(res, art, reference, sample, ref_names, precision)
+                _gate(res, art, reference, sample, ref_names, precision, ref_dynamic)
         except EdgekitError as e:
             res.status, res.error = "failed", e.message
             res.op = getattr(e, "op", None)
@@ -240,7 +241,8 @@ def convert(model, targets, *, precision: str = "fp32", input_shapes: dict | Non
     return report
 
 
-def _gate(res: TargetResult, art, reference: dict, sample: dict, ref_names: list[str], precision: str) -> None:
+def _gate(res: TargetResult, art, reference: dict, sample: dict, ref_names: list[str], precision: str,
+          ref_dynamic: dict[str, bool]) -> None:
     """Run the converted model on the sample and compare with the source (or say why it cannot be checked)."""
     from edgekit.benchmarks.parity import compare
     from edgekit.model import load
@@ -260,3 +262,6 @@ def _gate(res: TargetResult, art, reference: dict, sample: dict, ref_names: list
     else:
         res.status = "failed"
         res.error = f"parity outside the {precision} tolerance: {par.failure()}"
+        dynamic = [k for k, v in sample.items() if k in ref_dynamic and ref_dynamic[k]]
+        if dynamic:
+            res.error += f" (the source has dynamic dims on {', '.join(dynamic)}: try --input-shape to fix them)"

@@ -1,0 +1,56 @@
+"""Shared by the edges that end in Core ML: precision, output names, saving the ML program."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekit.formats import Format
+
+from .base import Artifact, ConvertOptions, fail
+
+
+def quiet_import():
+    import logging
+
+    from edgekit._quiet import quiet_native
+
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    with quiet_native():
+        import coremltools as ct
+    return ct
+
+
+def compute_precision(ct, options: ConvertOptions):
+    # fp32 must be asked for: coremltools' ML programs default to fp16 compute
+    return ct.precision.FLOAT32 if options.precision == "fp32" else ct.precision.FLOAT16
+
+
+def save(ct, make, src: Artifact, options: ConvertOptions, out: Path, out_names: list[str] | None) -> Artifact:
+    try:
+        mlmodel = make()
+    except Exception as e:  # coremltools raises NotImplementedError naming the op, ValueError, ...
+        raise fail("coremltools failed", e, _failing_op(e)) from e
+    if out_names:
+        spec = mlmodel.get_spec()
+        current = [o.name for o in spec.description.output]
+        if len(current) == len(out_names):
+            for old, new in zip(current, out_names):
+                if old != new:
+                    ct.utils.rename_feature(spec, old, new)
+            mlmodel = ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir, skip_model_load=True)
+    path = out / f"{src.path.stem}.mlpackage"
+    mlmodel.save(str(path))
+    notes = []
+    ins = mlmodel.get_spec().description.input
+    if any(i.type.multiArrayType.dataType == 131104 for i in ins):  # INT32
+        notes.append("Core ML has no int64 tensors: integer inputs are int32")
+    return Artifact(path, Format.COREML, options.precision, notes=notes)
+
+
+def _failing_op(err: Exception) -> str | None:
+    import re
+
+    s = str(err)
+    m = re.search(r"(?:TF op|op|operator)\s+'([\w.:]+)'", s) or re.search(r"Unsupported fx node (\w+)", s) \
+        or re.search(r"convert function for op '?([\w.]+)'?", s)
+    return m.group(1) if m else None

@@ -1,0 +1,71 @@
+"""ONNX -> TensorFlow SavedModel with onnx2tf: the first hop of ONNX -> TFLite and ONNX -> Core ML.
+
+onnx2tf transposes to NHWC by default; every input is listed in ``keep_shape_absolutely_input_names`` so the
+converted model takes the same NCHW arrays as the ONNX model (no silent layout change). A graph whose dynamic
+dims onnx2tf cannot handle (e.g. a transformer's sequence length) converts once ``--input-shape`` fixes them.
+onnx2tf pins old versions of everything it touches, so it is installed with --no-deps (see the Makefile).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from edgekit.formats import Format
+
+from .base import Artifact, ConvertOptions, Edge, fail, register
+
+INSTALL = ("pip install tf-keras onnx_graphsurgeon sng4onnx sne4onnx psutil onnxsim && "
+           "pip install --no-deps onnx2tf==1.29.24")
+
+
+@register
+class OnnxToSavedModel(Edge):
+    name = "onnx_to_savedmodel"
+    source = (Format.ONNX,)
+    target = Format.SAVEDMODEL
+    requires = (("onnx2tf", "onnx2tf"), ("tensorflow", "tensorflow"), ("onnx_graphsurgeon", "onnx_graphsurgeon"),
+                ("tf_keras", "tf-keras"))
+    extra = "tensorflow"
+    install_hint = INSTALL
+    tools = ("onnx2tf", "tensorflow")
+    priority = 1
+
+    def run(self, src: Artifact, options: ConvertOptions, out: Path) -> Artifact:
+        from edgekit.runtimes.onnxruntime import check_onnx_file
+
+        info = check_onnx_file(src.path)
+        names = [v.name for v in info.inputs]
+        dest = out / f"{src.path.stem}_savedmodel"
+        kwargs = dict(input_onnx_file_path=str(src.path), output_folder_path=str(dest), non_verbose=True,
+                      keep_shape_absolutely_input_names=names, copy_onnx_input_output_names_to_tflite=True)
+        notes = []
+        if options.input_shapes:
+            kwargs["overwrite_input_shape"] = [f"{n}:{','.join(str(d) for d in s)}"
+                                               for n, s in options.input_shapes.items() if n in names]
+        old_path = os.environ.get("PATH", "")
+        os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + old_path  # onnx2tf runs `onnxsim`
+        try:
+            import onnx2tf
+
+            onnx2tf.convert(**kwargs)
+        except BaseException as e:  # onnx2tf calls sys.exit(1) on some failures
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            dims = [v for v in info.inputs if v.shape and any(not isinstance(d, int) for d in v.shape)]
+            hint = (f" (dynamic input {dims[0].name} {list(dims[0].shape)}: fix it with --input-shape)"
+                    if dims and not options.input_shapes else "")
+            raise fail("onnx2tf failed" + hint, e, _failing_op(e)) from e
+        finally:
+            os.environ["PATH"] = old_path
+        if not (dest / "saved_model.pb").is_file():
+            raise fail("onnx2tf wrote no SavedModel", RuntimeError(f"nothing in {dest}"))
+        return Artifact(dest, Format.SAVEDMODEL, "fp32", notes=notes)
+
+
+def _failing_op(err: BaseException) -> str | None:
+    import re
+
+    m = re.search(r"node[_ ]name:?\s*['\"]?([\w/.:-]+)", str(err)) or re.search(r"\((node_[\w/.-]+)\)", str(err))
+    return m.group(1) if m else None
