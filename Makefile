@@ -9,7 +9,7 @@ STAMP := $(VENV)/.edgekit-installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	# constraints.txt pins every version we tested (torch to the local CPU build, never the CUDA one)

@@ -90,3 +90,56 @@ def test_in_memory_keras_and_torch(tmp_path):
     assert [t.status for t in rep.targets] == ["ok", "ok"]
     with pytest.raises(edgekit.InputError, match="example inputs"):
         convert(Net(), ["onnx"], output_dir=tmp_path / "t2")
+
+
+# routes through onnx2tf: ONNX -> SavedModel -> TFLite, and torch -> ONNX -> SavedModel -> TFLite
+ONNX2TF = [("onnx", "cnn"), ("onnx", "two_io"), ("pt2", "cnn"), ("pt2", "two_io")]
+
+
+@pytest.mark.parametrize("kind,case", ONNX2TF, ids=[f"{k}-{c}" for k, c in ONNX2TF])
+def test_onnx2tf_routes_keep_layout_and_batch(cases, tmp_path, kind, case):
+    src_path = cases[case].files[kind]
+    rep = convert(src_path, ["tflite"], output_dir=tmp_path, trust_code=kind in TRUST)
+    res = rep["tflite"]
+    assert res.status == "ok", res.error
+    assert "onnx_to_savedmodel" in res.route
+    with edgekit.load(src_path, trust_code=kind in TRUST) as src, edgekit.load(res.path) as dst:
+        assert {s.name: s.shape for s in dst.inputs} == {s.name: s.shape for s in src.inputs}  # NCHW kept
+        feeds = _fresh_inputs(src, batch=3)
+        ref, got = src.predict(feeds), dst.predict(feeds)
+    for (k, r), g in zip(ref.items(), got.values()):
+        assert np.max(np.abs(g - r)) <= 1e-4 * (float(np.ptp(r)) or 1.0) + 1e-6, k
+
+
+def test_onnx2tf_wrong_dynamic_model_is_caught_and_input_shape_fixes_it(cases, tmp_path):
+    """onnx2tf writes a wrong model for the dynamic-sequence graph; the gate reports it, never 'ok'."""
+    src_path = cases["dynamic"].files["onnx"]
+    rep = convert(src_path, ["tflite"], output_dir=tmp_path / "a")
+    assert rep["tflite"].status == "failed"
+    assert "parity" in rep["tflite"].error and "--input-shape" in rep["tflite"].error
+    rep = convert(src_path, ["tflite"], output_dir=tmp_path / "b", input_shapes={"seq": (2, 7, 8)})
+    assert rep["tflite"].status == "ok", rep["tflite"].error
+    with edgekit.load(rep["tflite"].path) as m:
+        assert m.inputs[0].shape == (2, 7, 8)
+
+
+CORE_ML = [("keras", "cnn", (None, 8, 8, 1)), ("savedmodel", "two_io", (None, 4)), ("pt2", "cnn", (None, 1, 8, 8)),
+           ("pt2", "dynamic", (None, None, 8)), ("onnx", "cnn", (None, 1, 8, 8))]
+
+
+@pytest.mark.parametrize("kind,case,shape", CORE_ML, ids=[f"{k}-{c}" for k, c, _ in CORE_ML])
+def test_coreml_targets_are_unverified_off_macos(cases, tmp_path, kind, case, shape):
+    import platform
+
+    rep = convert(cases[case].files[kind], ["coreml"], output_dir=tmp_path, trust_code=kind in TRUST)
+    res = rep["coreml"]
+    if platform.system() != "Darwin":
+        assert res.status == "unverified" and res.parity is None, res.error
+        assert any("only on macOS" in n for n in res.notes)
+    with edgekit.load(res.path) as m:
+        first = cases[case].keras_inputs if kind in ("keras", "savedmodel") else cases[case].torch_inputs
+        assert [s.name for s in m.inputs] == list(first)  # the source's input names
+        assert m.inputs[0].shape == shape  # same layout; dynamic dims stay dynamic (bounded ranges)
+        assert m.inputs[0].dtype == "float32"  # fp32 asked: compute and I/O in fp32
+        n_out = len(cases[case].keras_outputs)
+        assert len(m.outputs) == n_out
