@@ -94,3 +94,15 @@ def test_missing_framework_is_a_clear_error(runtime_venv, cases):
     assert "error: the package 'keras' is needed" in r.stderr
     assert "hint: pip install 'edgekit[tensorflow]'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_demo_without_converters_uses_the_bundled_copies(runtime_venv):
+    r = _py(runtime_venv, "-m", "edgekit.cli.main", "demo", "--json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["conversion"] is None
+    ran = {(x["target"], x["backend"]): x for x in rep["results"]}
+    assert ran[("keras", "keras")]["status"] == "skipped"
+    for key in (("tflite", "litert"), ("onnx", "onnxruntime"), ("openvino", "openvino")):
+        row = ran[key]
+        assert row["origin"] == "bundled" and row["status"] == "ok" and row["accuracy"] > 0.95

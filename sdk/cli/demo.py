@@ -1,78 +1,125 @@
-"""`edgekit demo`: the main job on the bundled digits CNN: run the test split through every backend here."""
+"""`edgekit demo`: the main job on the bundled digits CNN.
+
+1. convert the Keras model to TFLite, ONNX, OpenVINO IR and Core ML, each checked against the source on the
+   real digits test split (the parity gate);
+2. run the test split through every runtime backend that can run a converted model here, and print accuracy.
+Where a conversion cannot run here (e.g. a runtime-only install without TensorFlow), the pre-converted copy
+shipped with the example is evaluated instead and marked `bundled`.
+"""
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import typer
 
 from edgekit.cli._common import command, console, print_json
 
-# (file, backend) pairs: every runtime backend that can run one of the bundled artifacts
-RUNS = (
-    ("digits_cnn.keras", "keras"),
-    ("digits_cnn.tflite", "litert"),
-    ("digits_cnn.tflite", "openvino"),
-    ("digits_cnn.onnx", "onnxruntime"),
-    ("digits_cnn.onnx", "openvino"),
-    ("digits_cnn.xml", "openvino"),
-)
+TARGETS = ("tflite", "onnx", "openvino", "coreml")
+BACKENDS = {"keras": ("keras",), "tflite": ("litert", "openvino"), "onnx": ("onnxruntime", "openvino"),
+            "openvino": ("openvino",), "coreml": ("coreml",)}
+BUNDLED = {"keras": "digits_cnn.keras", "tflite": "digits_cnn.tflite", "onnx": "digits_cnn.onnx",
+           "openvino": "digits_cnn.xml"}
 
 
-def run_demo() -> dict:
+def run_demo(output_dir: Path, progress=None) -> dict:
     import edgekit
     from edgekit.batching import predict_samples
+    from edgekit.convert import convert
     from edgekit.errors import EdgekitError
     from edgekit.examples import DIGITS_DIR
     from edgekit.runtimes import runner_class
 
     with np.load(DIGITS_DIR / "digits_test.npz") as z:
         images, labels = z["image"], z["labels"]
+    source = DIGITS_DIR / BUNDLED["keras"]
+    conversion = None
+    files: dict[str, tuple[Path, str]] = {}
+    try:
+        conversion = convert(source, TARGETS, sample={"image": images}, output_dir=output_dir, progress=progress)
+        files = {t.target: (t.path, "converted") for t in conversion.targets if t.path is not None}
+    except EdgekitError as e:  # no converter here at all: evaluate what the example ships
+        if progress:
+            progress(f"conversion unavailable here ({e.message}); using the bundled copies")
+    for target, name in BUNDLED.items():
+        if target not in files:
+            files[target] = (DIGITS_DIR / name, "bundled")
+
     rows, reference = [], None
-    for fname, backend in RUNS:
-        row = {"model": fname, "backend": backend}
-        cls = runner_class(backend)
-        if cls.available() is None:
-            row.update(status="skipped", error=f"pip install 'edgekit[{cls.requires[0][2]}]'")
-            rows.append(row)
+    for target in ("keras", *TARGETS):
+        if target not in files:
             continue
-        try:
-            with edgekit.load(DIGITS_DIR / fname, backend=backend) as m:
-                probs = next(iter(predict_samples(m, {m.inputs[0].name: images}).values()))
-                row.update(format=m.format.value, precision=m.precision)
-        except EdgekitError as e:
-            row.update(status="error", error=e.message)
+        path, origin = files[target]
+        for backend in BACKENDS[target]:
+            row = {"target": target, "model": path.name, "origin": origin, "backend": backend}
+            cls = runner_class(backend)
+            if cls.available() is None:
+                row.update(status="skipped", error=f"pip install 'edgekit[{cls.requires[0][2]}]'")
+                rows.append(row)
+                continue
+            try:
+                with edgekit.load(path, backend=backend) as m:
+                    row.update(precision=m.precision)
+                    probs = next(iter(predict_samples(m, {m.inputs[0].name: images}).values()))
+            except EdgekitError as e:
+                row.update(status="unverified" if target == "coreml" else "error", error=e.message)
+                rows.append(row)
+                continue
+            pred = probs.argmax(-1)
+            if reference is None:
+                reference = probs
+            row.update(status="ok", samples=int(len(labels)), accuracy=float(np.mean(pred == labels)),
+                       agreement=float(np.mean(pred == reference.argmax(-1))),
+                       max_abs_diff=float(np.max(np.abs(probs - reference))))
             rows.append(row)
-            continue
-        pred = probs.argmax(-1)
-        if reference is None:
-            reference = probs
-        row.update(status="ok", samples=int(len(labels)), accuracy=float(np.mean(pred == labels)),
-                   agreement=float(np.mean(pred == reference.argmax(-1))),
-                   max_abs_diff=float(np.max(np.abs(probs - reference))))
-        rows.append(row)
     return {"example": "digits_cnn (scikit-learn digits, 8x8 grayscale, 10 classes)",
-            "reference": f"{RUNS[0][0]} on {RUNS[0][1]}", "results": rows}
+            "reference": f"{BUNDLED['keras']} on keras",
+            "conversion": conversion.manifest() if conversion else None, "results": rows,
+            "output_dir": str(output_dir)}
 
 
 @command
-def demo_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
-    """Run the bundled digits CNN's test split through every runtime backend installed here."""
-    rep = run_demo()
-    if json_out:
-        print_json(rep)
-        return
-    from rich.table import Table
+def demo_cmd(
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    output_dir: Path = typer.Option(None, "--output-dir", "-o", help="Keep the converted models here "
+                                    "(default: a temporary folder)."),
+):
+    """Convert the bundled digits CNN to every target, then run its test split through every backend here."""
+    err = console(stderr=True)
+    with tempfile.TemporaryDirectory(prefix="edgekit-demo-") as tmp:
+        rep = run_demo(output_dir or Path(tmp), progress=lambda m: err.print(f"[dim]>[/] {m}"))
+        if json_out:
+            print_json(rep)
+            return
+        from rich.table import Table
 
-    out = console()
-    t = Table(title=f"{rep['example']}: test split through every backend")
-    for col in ("model", "backend", "precision", "accuracy", "agrees with reference", "max |diff|", "status"):
-        t.add_column(col)
-    for r in rep["results"]:
-        if r["status"] == "ok":
-            t.add_row(r["model"], r["backend"], r["precision"], f"{r['accuracy']:.4f}", f"{r['agreement']:.4f}",
-                      f"{r['max_abs_diff']:.2e}", "ok")
-        else:
-            t.add_row(r["model"], r["backend"], "", "", "", "", f"{r['status']}: {r['error']}")
-    out.print(t)
-    out.print(f"reference: {rep['reference']}; accuracy = share of the {rep['results'][0].get('samples', '?')} "
-              "test images classified correctly")
+        out = console()
+        if rep["conversion"]:
+            t = Table(title="1. convert digits_cnn.keras (parity checked on the 360 test images)")
+            for col in ("target", "status", "route", "size KB", "seconds", "max abs", "cosine", "error / note"):
+                t.add_column(col)
+            for r in rep["conversion"]["targets"]:
+                par = r["parity"] or {}
+                note = r["error"] or next((n for n in r["notes"] if "macOS" in n), "")
+                t.add_row(r["target"], r["status"], " > ".join(r["route"]),
+                          f"{r['size_bytes'] / 1024:.1f}" if r["size_bytes"] else "-", f"{r['seconds']:.1f}",
+                          f"{par['max_abs']:.1e}" if par.get("max_abs") is not None else "-",
+                          f"{par['cosine']:.6f}" if par.get("cosine") is not None else "-", note)
+            out.print(t)
+        t = Table(title="2. digits test split through every backend")
+        for col in ("target", "model", "backend", "precision", "accuracy", "agrees with keras", "max |diff|",
+                    "status"):
+            t.add_column(col)
+        for r in rep["results"]:
+            model = r["model"] + (" (bundled)" if r["origin"] == "bundled" else "")
+            if r["status"] == "ok":
+                t.add_row(r["target"], model, r["backend"], r["precision"], f"{r['accuracy']:.4f}",
+                          f"{r['agreement']:.4f}", f"{r['max_abs_diff']:.1e}", "ok")
+            else:
+                t.add_row(r["target"], model, r["backend"], r.get("precision", ""), "", "", "",
+                          f"{r['status']}: {r['error']}")
+        out.print(t)
+        if output_dir:
+            out.print(f"converted models and manifest.json: {output_dir}")

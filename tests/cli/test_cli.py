@@ -180,12 +180,21 @@ def test_doctor_text():
 # -------------------------------------------------------------------------------------------------- demo
 
 
-def test_demo_json():
-    rep = ok_json("demo", "--json")
-    rows = rep["results"]
+def test_demo_json(tmp_path):
+    import platform
+
+    rep = ok_json("demo", "--json", "--output-dir", str(tmp_path))
+    conv = {t["target"]: t for t in rep["conversion"]["targets"]}
+    assert set(conv) == {"tflite", "onnx", "openvino", "coreml"}
+    for t in ("tflite", "onnx", "openvino"):  # converted here and checked on the 360 test images
+        assert conv[t]["status"] == "ok" and conv[t]["parity"]["cosine"] >= 0.9999
+        assert (tmp_path / conv[t]["path"]).exists()
+    assert conv["coreml"]["status"] == ("ok" if platform.system() == "Darwin" else "unverified")
+    rows = [r for r in rep["results"] if r["target"] != "coreml"]
     assert {(r["model"], r["backend"]) for r in rows} >= {("digits_cnn.tflite", "litert"),
                                                           ("digits_cnn.onnx", "onnxruntime"),
                                                           ("digits_cnn.xml", "openvino")}
+    assert all(r["origin"] == "converted" for r in rows if r["target"] != "keras")
     for r in rows:
         assert r["status"] == "ok", r
         assert r["samples"] > 100
