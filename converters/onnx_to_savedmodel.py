@@ -9,6 +9,7 @@ onnx2tf pins old versions of everything it touches, so it is installed with --no
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -38,7 +39,15 @@ class OnnxToSavedModel(Edge):
         info = check_onnx_file(src.path)
         names = [v.name for v in info.inputs]
         dest = out / f"{src.path.stem}_savedmodel"
-        kwargs = dict(input_onnx_file_path=str(src.path), output_folder_path=str(dest), non_verbose=True,
+        # onnx2tf rewrites its input file in place (onnxsim, shape overwrites): give it a private copy so the
+        # user's model is never modified
+        work = out / f"{src.path.stem}_onnx2tf_input"
+        work.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src.path, work / src.path.name)
+        for _tensor, loc in info.external_data:
+            (work / loc).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src.path.parent / loc, work / loc)
+        kwargs = dict(input_onnx_file_path=str(work / src.path.name), output_folder_path=str(dest), non_verbose=True,
                       keep_shape_absolutely_input_names=names, copy_onnx_input_output_names_to_tflite=True)
         notes = []
         if options.input_shapes:
@@ -59,6 +68,7 @@ class OnnxToSavedModel(Edge):
             raise fail("onnx2tf failed" + hint, e, _failing_op(e)) from e
         finally:
             os.environ["PATH"] = old_path
+        shutil.rmtree(work, ignore_errors=True)
         if not (dest / "saved_model.pb").is_file():
             raise fail("onnx2tf wrote no SavedModel", RuntimeError(f"nothing in {dest}"))
         return Artifact(dest, Format.SAVEDMODEL, "fp32", notes=notes)

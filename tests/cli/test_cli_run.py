@@ -197,7 +197,8 @@ def test_run_random_json(kind, cases):
     assert all(o["dtype"] == "float32" for o in outs)
     assert all(np.isfinite(np.array(o["values"])).all() for o in outs)
     assert min(np.array(outs[1]["values"]).ravel()) >= 0  # the second output is a ReLU
-    assert sorted(data["notes"]) == ["a: dynamic dimension 0 set to 1", "b: dynamic dimension 0 set to 1"]
+    assert sorted(data["notes"]) == ["a: dynamic dimension 0 set to 1 in the generated inputs",
+                                   "b: dynamic dimension 0 set to 1 in the generated inputs"]
 
 
 def test_run_random_is_seeded(cases):
@@ -212,8 +213,8 @@ def test_run_random_is_seeded(cases):
 @pytest.mark.parametrize("kind", ["tflite", "onnx", "keras"])
 def test_run_random_dynamic_notes_fixed_dims(kind, cases):
     data = ok_json("run", cases["dynamic"].files[kind], "--random", "--json")
-    assert "seq: dynamic dimension 1 set to 16" in data["notes"]
-    assert "seq: dynamic dimension 0 set to 1" in data["notes"]
+    assert "seq: dynamic dimension 1 set to 16 in the generated inputs" in data["notes"]
+    assert "seq: dynamic dimension 0 set to 1 in the generated inputs" in data["notes"]
     (out,) = data["outputs"].values()
     assert out["shape"] == [1, 6]
     assert np.all(np.abs(np.array(out["values"])) <= 1)  # tanh then mean

@@ -113,7 +113,10 @@ def test_onnx2tf_routes_keep_layout_and_batch(cases, tmp_path, kind, case):
 
 def test_onnx2tf_wrong_dynamic_model_is_caught_and_input_shape_fixes_it(cases, tmp_path):
     """onnx2tf writes a wrong model for the dynamic-sequence graph; the gate reports it, never 'ok'."""
+    import hashlib
+
     src_path = cases["dynamic"].files["onnx"]
+    before = hashlib.sha256(src_path.read_bytes()).hexdigest()
     rep = convert(src_path, ["tflite"], output_dir=tmp_path / "a")
     assert rep["tflite"].status == "failed"
     assert "parity" in rep["tflite"].error and "--input-shape" in rep["tflite"].error
@@ -121,6 +124,10 @@ def test_onnx2tf_wrong_dynamic_model_is_caught_and_input_shape_fixes_it(cases, t
     assert rep["tflite"].status == "ok", rep["tflite"].error
     with edgekit.load(rep["tflite"].path) as m:
         assert m.inputs[0].shape == (2, 7, 8)
+    # onnx2tf rewrites its input in place: edgekit hands it a copy, the user's file is untouched
+    assert hashlib.sha256(src_path.read_bytes()).hexdigest() == before
+    with edgekit.load(src_path) as m:
+        assert m.inputs[0].shape == (None, None, 8)
 
 
 CORE_ML = [("keras", "cnn", (None, 8, 8, 1)), ("savedmodel", "two_io", (None, 4)), ("pt2", "cnn", (None, 1, 8, 8)),
