@@ -37,6 +37,10 @@ class OnnxToSavedModel(Edge):
         from edgekit.runtimes.onnxruntime import check_onnx_file
 
         info = check_onnx_file(src.path)
+        custom = [op for op in info.op_histogram if "::" in op and not op.startswith(("ai.onnx", "com.microsoft"))]
+        if custom:
+            raise fail("onnx2tf cannot convert operators outside the ONNX standard",
+                       ValueError(", ".join(custom)), custom[0])
         names = [v.name for v in info.inputs]
         dest = out / f"{src.path.stem}_savedmodel"
         # onnx2tf rewrites its input file in place (onnxsim, shape overwrites): give it a private copy so the
@@ -62,10 +66,11 @@ class OnnxToSavedModel(Edge):
         except BaseException as e:  # onnx2tf calls sys.exit(1) on some failures
             if isinstance(e, KeyboardInterrupt):
                 raise
+            op = _failing_op(e)
             dims = [v for v in info.inputs if v.shape and any(not isinstance(d, int) for d in v.shape)]
             hint = (f" (dynamic input {dims[0].name} {list(dims[0].shape)}: fix it with --input-shape)"
-                    if dims and not options.input_shapes else "")
-            raise fail("onnx2tf failed" + hint, e, _failing_op(e)) from e
+                    if dims and not options.input_shapes and op is None else "")
+            raise fail("onnx2tf failed" + hint, e, op) from e
         finally:
             os.environ["PATH"] = old_path
         shutil.rmtree(work, ignore_errors=True)
@@ -77,5 +82,7 @@ class OnnxToSavedModel(Edge):
 def _failing_op(err: BaseException) -> str | None:
     import re
 
-    m = re.search(r"node[_ ]name:?\s*['\"]?([\w/.:-]+)", str(err)) or re.search(r"\((node_[\w/.-]+)\)", str(err))
+    s = str(err)
+    m = re.search(r"onnx2tf\.ops\.(\w+)", s) or re.search(r"node[_ ]name:?\s*['\"]?([\w/.:-]+)", s) \
+        or re.search(r"\((node_[\w/.-]+)\)", s)
     return m.group(1) if m else None

@@ -39,5 +39,8 @@ def save_ir(make, src: Artifact, options: ConvertOptions, out: Path, names: dict
 def _failing_op(err: Exception) -> str | None:
     import re
 
-    m = re.search(r"(?:operation|Op|op)[ :]+['\"]?([A-Za-z_][\w.:/-]*)['\"]?", str(err))
+    s = str(err)
+    m = re.search(r"No conversion rule found for operations: ([\w.:/-]+)", s) or \
+        re.search(r"No translator found for ([\w.:/-]+) node", s) or \
+        re.search(r"(?:operation|Op|op)[ :]+['\"]?([A-Za-z_][\w.:/-]*)['\"]?", s)
     return m.group(1) if m else None

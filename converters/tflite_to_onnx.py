@@ -28,6 +28,13 @@ class TFLiteToOnnx(Edge):
         import tf2onnx
 
         info = read_tflite(src.path.read_bytes())
+        ops = info.op_histogram()
+        if "DENSIFY" in ops:  # tf2onnx reads sparse buffers as dense and fails with a reshape error
+            raise fail("tf2onnx cannot read sparse (DENSIFY) weights", ValueError(
+                "the TFLite model stores sparse weights; convert from the dense source model instead"), "DENSIFY")
+        custom = [op for op in ops if op.startswith("CUSTOM:")]
+        if custom:
+            raise fail("tf2onnx cannot convert custom TFLite operators", ValueError(", ".join(custom)), custom[0])
         try:
             proto, _ = tf2onnx.convert.from_tflite(str(src.path), opset=OPSET)
         except Exception as e:

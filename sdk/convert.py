@@ -173,22 +173,30 @@ def convert(model, targets, *, precision: str = "fp32", input_shapes: dict | Non
                                  "file can run code", "pass --trust-code (trust_code=True) if you trust its origin")
     options = ConvertOptions(precision=precision, input_shapes=shapes, trust_code=src_trust, verbose=verbose)
 
-    # the reference: the source model on the sample every target is checked with
-    ref_model = load(src.path, trust_code=src_trust)
-    if sample is None:
-        fixed = [s if s.name not in shapes else type(s)(s.name, shapes[s.name], s.dtype, s.scale, s.zero_point)
-                 for s in ref_model.inputs]
-        sample, gen_notes = random_inputs(fixed, batch=1)
-    else:
-        gen_notes = []
-        if isinstance(sample, (str, os.PathLike)):
-            sample = read_arrays(sample, ref_model.inputs)
-        sample = ref_model.feeds(sample)
-    options.sample = sample
-    reference = ref_model.predict(sample) if verify else None
-    ref_names = [s.name for s in ref_model.inputs]
-    ref_dynamic = {s.name: s.shape is not None and None in s.shape[1:] for s in ref_model.inputs}
-    ref_model.close()
+    # the reference: the source model on the sample every target is checked with. A source this machine cannot
+    # run (a custom operator, a missing runtime) is still converted; its targets are then 'unverified'.
+    reference, ref_names, ref_dynamic, gen_notes, ref_problem = None, [], {}, [], None
+    try:
+        ref_model = load(src.path, trust_code=src_trust)
+    except EdgekitError as e:
+        if isinstance(e, (InputError,)) or type(e).__name__ in ("TrustRequiredError", "MissingDependencyError"):
+            raise
+        ref_problem = e.message
+        ref_model = None
+    if ref_model is not None:
+        if sample is None:
+            fixed = [s if s.name not in shapes else type(s)(s.name, shapes[s.name], s.dtype, s.scale, s.zero_point)
+                     for s in ref_model.inputs]
+            sample, gen_notes = random_inputs(fixed, batch=1)
+        else:
+            if isinstance(sample, (str, os.PathLike)):
+                sample = read_arrays(sample, ref_model.inputs)
+            sample = ref_model.feeds(sample)
+        options.sample = sample
+        reference = ref_model.predict(sample) if verify else None
+        ref_names = [s.name for s in ref_model.inputs]
+        ref_dynamic = {s.name: s.shape is not None and None in s.shape[1:] for s in ref_model.inputs}
+        ref_model.close()
 
     report = ConvertReport({"path": str(src.path), "format": src.format.value, "sha256": _sha256(src_files)}, [], out)
     work = out / "_work"
@@ -201,8 +209,17 @@ def convert(model, targets, *, precision: str = "fp32", input_shapes: dict | Non
         if p is not None:
             report.plans[name] = p.explain()
         try:
-            if p is None:
-                raise InputError(f"the source is already {target.value}", "leave this target out")
+            if p is None:  # the source is already in this format: the target is the source itself
+                dest = out / src.path.name
+                if src.path.resolve() != dest.resolve():
+                    (shutil.copytree if src.path.is_dir() else shutil.copy2)(src.path, dest)
+                    for f in src_files[1:]:  # IR .bin, ONNX external data
+                        if f.parent == src.path.parent and f.is_file():
+                            shutil.copy2(f, out / f.name)
+                res.path, res.notes = dest, [f"the source is already {target.value}: copied"]
+                res.size_bytes = _size(dest)
+                _finish(res, dest, target, verify, ref_problem, reference, sample, ref_names, precision, ref_dynamic)
+                continue
             route = p.chosen
             if route is None:
                 if not p.routes:
@@ -223,35 +240,45 @@ def convert(model, targets, *, precision: str = "fp32", input_shapes: dict | Non
             res.path, res.route, res.tool_versions = art.path, art.route, art.tool_versions
             res.notes = list(dict.fromkeys(gen_notes + art.notes))
             res.size_bytes = _size(art.path)
-            if not verify:
-                res.status = "unverified"
-                res.notes.append("parity not checked (--no-verify)")
-            else:
-                _gate(res, art, reference, sample, ref_names, precision, ref_dynamic)
+            _finish(res, art.path, art.format, verify, ref_problem, reference, sample, ref_names, precision,
+                    ref_dynamic)
         except EdgekitError as e:
             res.status, res.error = "failed", e.message
             res.op = getattr(e, "op", None)
         except Exception as e:  # a tool's own bug must not stop the other targets; keep its traceback
             res.status, res.error = "failed", f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
             res.traceback = traceback.format_exc()
-        res.seconds = time.perf_counter() - t0
+        if res.seconds == 0.0:
+            res.seconds = time.perf_counter() - t0
         say(f"{name}: {res.status}" + (f" ({res.error})" if res.error else "") + f" in {res.seconds:.1f} s")
     shutil.rmtree(work, ignore_errors=True)
     (out / "manifest.json").write_text(json.dumps(report.manifest(), indent=2))
     return report
 
 
-def _gate(res: TargetResult, art, reference: dict, sample: dict, ref_names: list[str], precision: str,
+def _finish(res: TargetResult, path: Path, fmt: Format, verify: bool, ref_problem: str | None, reference,
+            sample, ref_names, precision: str, ref_dynamic) -> None:
+    """Set the target's status: checked against the source when it can be, else 'unverified' with the reason."""
+    if not verify:
+        res.status = "unverified"
+        res.notes.append("parity not checked (--no-verify)")
+    elif ref_problem is not None:
+        res.status = "unverified"
+        res.notes.append(f"the source cannot run here, so parity was not checked: {ref_problem}")
+    elif fmt is Format.COREML and platform.system() != "Darwin":
+        res.status = "unverified"
+        res.notes.append("Core ML predicts only on macOS: parity not checked here")
+    else:
+        _gate(res, path, reference, sample, ref_names, precision, ref_dynamic)
+
+
+def _gate(res: TargetResult, path: Path, reference: dict, sample: dict, ref_names: list[str], precision: str,
           ref_dynamic: dict[str, bool]) -> None:
-    """Run the converted model on the sample and compare with the source (or say why it cannot be checked)."""
+    """Run the converted model on the sample and compare with the source."""
     from edgekit.benchmarks.parity import compare
     from edgekit.model import load
 
-    if art.format is Format.COREML and platform.system() != "Darwin":
-        res.status = "unverified"
-        res.notes.append("Core ML predicts only on macOS: parity not checked here")
-        return
-    with load(art.path) as cand:
+    with load(path) as cand:
         feeds = _feeds_for(cand, sample, ref_names, res.notes)
         got = cand.predict(feeds)
     par = compare(reference, got, precision)
