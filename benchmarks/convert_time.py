@@ -27,7 +27,7 @@ def build(path: Path) -> int:
 
 def main() -> None:
     from edgekit._quiet import captured
-    from edgekit.convert import convert
+    from edgekit.conversion import convert
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--targets", default="tflite,onnx,openvino,coreml")

@@ -17,6 +17,7 @@ from .errors import (
     TrustRequiredError,
     UnsupportedFormatError,
 )
+from .conversion import ConvertReport, convert
 from .formats import Format, ModelSource, detect
 from .model import Model, load
 from .types import TensorSpec
@@ -24,7 +25,7 @@ from .types import TensorSpec
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackendError", "ConversionError", "EdgekitError", "Format", "InputError", "MissingDependencyError",
+    "BackendError", "ConversionError", "ConvertReport", "EdgekitError", "Format", "InputError", "MissingDependencyError",
     "Model", "ModelFileError", "ModelSource", "ParityError", "PlatformError", "TensorSpec",
-    "TrustRequiredError", "UnsupportedFormatError", "detect", "load", "__version__",
+    "TrustRequiredError", "UnsupportedFormatError", "convert", "detect", "load", "__version__",
 ]

@@ -28,7 +28,7 @@ def test_import_edgekit_is_light():
 def test_cli_help_is_light():
     body = ("from edgekit.cli.main import app\n"
             "try:\n    app(['--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
-            "for c in ('inspect', 'run', 'doctor', 'demo'):\n"
+            "for c in ('inspect', 'run', 'doctor', 'demo', 'convert'):\n"
             "    try:\n        app([c, '--help'], standalone_mode=False)\n    except SystemExit:\n        pass")
     assert _loaded(body) == []
 

@@ -44,7 +44,7 @@ def convert_cmd(
     no_verify: bool = typer.Option(False, "--no-verify", help="Skip the parity check (targets are 'unverified')."),
 ):
     """Convert a model to several targets, each along the best installed route, and check each against the source."""
-    from edgekit.convert import convert, parse_targets
+    from edgekit.conversion import convert, parse_targets
 
     targets = parse_targets(to)
     if explain:

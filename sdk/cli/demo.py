@@ -27,7 +27,7 @@ BUNDLED = {"keras": "digits_cnn.keras", "tflite": "digits_cnn.tflite", "onnx": "
 def run_demo(output_dir: Path, progress=None) -> dict:
     import edgekit
     from edgekit.batching import predict_samples
-    from edgekit.convert import convert
+    from edgekit.conversion import convert
     from edgekit.errors import EdgekitError
     from edgekit.examples import DIGITS_DIR
     from edgekit.runtimes import runner_class

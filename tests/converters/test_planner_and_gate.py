@@ -12,7 +12,7 @@ import edgekit
 from edgekit.benchmarks.parity import compare, compare_arrays
 from edgekit.benchmarks.tolerances import TOLERANCES
 from edgekit.cli.main import app
-from edgekit.convert import convert
+from edgekit.conversion import convert
 from edgekit.converters import base, planner
 from edgekit.formats import Format
 

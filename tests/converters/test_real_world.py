@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import edgekit
-from edgekit.convert import convert
+from edgekit.conversion import convert
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import edgekit
-from edgekit.convert import convert
+from edgekit.conversion import convert
 
 # (source artifact kind, target, family of reference outputs)
 ROUTES = [
