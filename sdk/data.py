@@ -50,7 +50,7 @@ def random_inputs(specs: list[TensorSpec], batch: int = 1, seed: int = 0, raw_qu
     for s in specs:
         if s.shape is None:
             raise InputError(f"input '{s.name}' has no recorded shape, so random data cannot be made for it",
-                             "pass real inputs with --input FILE.npz")
+                             "pass real inputs: `run --input FILE.npz`, `convert --sample FILE.npz`")
         shape = []
         for i, d in enumerate(s.shape):
             if d is None:

@@ -150,3 +150,21 @@ def test_coreml_targets_are_unverified_off_macos(cases, tmp_path, kind, case, sh
         assert m.inputs[0].dtype == "float32"  # fp32 asked: compute and I/O in fp32
         n_out = len(cases[case].keras_outputs)
         assert len(m.outputs) == n_out
+
+
+@pytest.mark.parametrize("kind", ["torchscript", "pickle"])
+def test_torchscript_and_pickled_modules_convert_with_a_sample(cases, tmp_path, kind):
+    c = cases["two_io"]
+    sample = tmp_path / "s.npz"
+    np.savez(sample, **c.torch_inputs)
+    rep = convert(c.files[kind], ["onnx", "openvino"], output_dir=tmp_path / "o", trust_code=True, sample=sample)
+    for t in ("onnx", "openvino"):
+        assert rep[t].status == "ok", rep[t].error
+        assert rep[t].route[0] == "torchscript_to_onnx"
+        with edgekit.load(rep[t].path) as m:
+            got = m.predict(c.torch_inputs)
+        for ref, g in zip(c.torch_outputs, got.values()):
+            assert np.max(np.abs(g - ref)) <= 1e-5
+    # without a sample there are no shapes to trace with: a clear error, not a crash
+    with pytest.raises(edgekit.InputError, match="no recorded shape"):
+        convert(c.files[kind], ["onnx"], output_dir=tmp_path / "p", trust_code=True)
