@@ -110,3 +110,62 @@ def environment() -> dict:
         "thermal": thermal(),
         "packages": installed_packages(),
     }
+
+
+def throttle_state() -> dict:
+    """Counters that grow when the CPU throttles: x86 Linux thermal_throttle counts, a Raspberry Pi's
+    `vcgencmd get_throttled` bits, a Jetson's power mode. Compare two readings with `throttled_between`."""
+    import shutil
+    import subprocess
+
+    out: dict = {}
+    total, seen = 0, False
+    for f in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/thermal_throttle/*_throttle_count"):
+        v = _read(str(f))
+        if v and v.isdigit():
+            total += int(v)
+            seen = True
+    if seen:
+        out["throttle_count"] = total
+    if shutil.which("vcgencmd"):
+        try:
+            r = subprocess.run(["vcgencmd", "get_throttled"], capture_output=True, text=True, timeout=5)
+            out["rpi_throttled"] = int(r.stdout.strip().split("=")[-1], 16)
+        except (OSError, ValueError, subprocess.SubprocessError):
+            pass
+    if shutil.which("nvpmodel"):
+        try:
+            r = subprocess.run(["nvpmodel", "-q"], capture_output=True, text=True, timeout=5)
+            out["jetson_power_mode"] = r.stdout.strip().splitlines()[0] if r.stdout.strip() else None
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return out
+
+
+def throttled_between(before: dict, after: dict) -> bool:
+    if after.get("throttle_count", 0) > before.get("throttle_count", 0):
+        return True
+    # vcgencmd: bits 0-3 are "now" (under-voltage, capped, throttled, soft limit); bits 16-19 "since boot"
+    return bool(after.get("rpi_throttled", 0) & 0xF) or \
+        (after.get("rpi_throttled", 0) & 0xF0000) > (before.get("rpi_throttled", 0) & 0xF0000)
+
+
+def rss_mb() -> tuple[float | None, float | None]:
+    """(current, peak) resident memory of this process in MB, from /proc/self/status."""
+    text = _read("/proc/self/status") or ""
+    vals = {}
+    for line in text.splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            k, v = line.split(":", 1)
+            vals[k] = int(v.split()[0]) / 1024.0
+    return vals.get("VmRSS"), vals.get("VmHWM")
+
+
+def reset_peak_rss() -> bool:
+    """Reset the process's peak RSS (VmHWM) so the next peak belongs to what runs next (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False

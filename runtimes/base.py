@@ -88,6 +88,12 @@ class Runner:
         """Static facts for `inspect`: parameter count and op histogram where the format exposes them."""
         return {}
 
+    def raw_call(self, feeds: dict[str, np.ndarray]):
+        """A zero-argument callable making the bare runtime call on ``feeds`` (already checked and converted),
+        without edgekit's checks or output handling: the baseline of `edgekit bench --overhead`. None when the
+        backend has no separate runtime call to compare with."""
+        return None
+
     def __enter__(self):
         return self.load()
 

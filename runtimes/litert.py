@@ -98,6 +98,23 @@ class LiteRTRunner(Runner):
             out[name] = y if q is None else q.dequantize(y)
         return out
 
+    def raw_call(self, feeds):
+        self.infer(feeds)  # sizes the tensors for these inputs
+        feeds = self._check(feeds)
+        it = self._it
+        pairs = [(self._in_index[k], self._in_quant[k].quantize(v) if k in self._in_quant else v)
+                 for k, v in feeds.items()]
+        outs = [idx for _name, idx, _q in self._out]
+        set_tensor, invoke, get = it.set_tensor, it.invoke, it.get_tensor
+
+        def call():
+            for idx, x in pairs:
+                set_tensor(idx, x)
+            invoke()
+            return [get(i) for i in outs]
+
+        return call
+
     def _close(self) -> None:
         self._it = None
 

@@ -24,8 +24,17 @@ from .types import TensorSpec
 
 __version__ = "0.1.0"
 
+
+def benchmark(models, **kwargs) -> dict:
+    """Measure one or more models (see `edgekit.benchmarks.harness.benchmark` for the options); returns the
+    result dict `edgekit bench --json` writes."""
+    from edgekit.benchmarks.harness import benchmark as _benchmark
+
+    return _benchmark(models, **kwargs)
+
+
 __all__ = [
     "BackendError", "ConversionError", "ConvertReport", "EdgekitError", "Format", "InputError", "MissingDependencyError",
     "Model", "ModelFileError", "ModelSource", "ParityError", "PlatformError", "TensorSpec",
-    "TrustRequiredError", "UnsupportedFormatError", "convert", "detect", "load", "__version__",
+    "TrustRequiredError", "UnsupportedFormatError", "benchmark", "convert", "detect", "load", "__version__",
 ]

@@ -36,12 +36,13 @@ def _root(
 
 
 def _register():
-    from edgekit.cli import convert, demo, doctor, inspect, run
+    from edgekit.cli import bench, convert, demo, doctor, inspect, run
 
     app.command("inspect")(inspect.inspect_cmd)
     app.command("run")(run.run_cmd)
     app.command("doctor")(doctor.doctor_cmd)
     app.command("convert")(convert.convert_cmd)
+    app.command("bench")(bench.bench_cmd)
     app.command("demo")(demo.demo_cmd)
 
 

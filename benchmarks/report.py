@@ -1,0 +1,419 @@
+"""Render a benchmark result (the JSON ``edgekit bench`` writes) as Markdown, a PNG plot, one HTML page or a rich table.
+
+All four views share one column definition (``_columns`` / ``_cells``), so they always show the same numbers.
+Latencies are milliseconds; ``ratio to first`` is each model's p50 over the p50 of the first model.
+matplotlib and rich are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+DASH = "—"
+
+# key, full header (markdown/html), compact header (terminal)
+_BASE_COLUMNS = [
+    ("model", "model", "model"),
+    ("format", "format", "fmt"),
+    ("backend", "backend", "backend"),
+    ("threads", "threads", "thr"),
+    ("p50", "p50 ms", "p50"),
+    ("p90", "p90 ms", "p90"),
+    ("p99", "p99 ms", "p99"),
+    ("mean_std", "mean±std ms", "mean±std"),
+    ("load", "load ms", "load"),
+    ("first", "first ms", "1st"),
+    ("throughput", "throughput ips", "ips"),
+    ("rss", "peak RSS MB", "RSS MB"),
+    ("size", "size", "size"),
+    ("stable", "stable", "stable"),
+    ("ratio", "ratio to first", "×first"),
+]
+_NATIVE_COLUMNS = [("native_p50", "native p50 ms (tool)", "native p50"), ("native_ratio", "vs native", "×native")]
+_OVERHEAD_COLUMNS = [("raw_p50", "raw p50 ms", "raw p50"), ("overhead", "edgekit overhead", "overhead")]
+
+
+# ---------------------------------------------------------------- formatting
+
+def _ms(v) -> str:
+    """Milliseconds: 3 decimals from 1 ms up (1 decimal from 100 ms), 4 significant digits below 1 ms."""
+    if v is None:
+        return DASH
+    v = float(v)
+    if abs(v) >= 100:
+        return f"{v:.1f}"
+    if abs(v) >= 1 or v == 0:
+        return f"{v:.3f}"
+    return f"{v:#.4g}"
+
+
+def _mean_std(mean, std) -> str:
+    """``mean ± std`` with std to the same decimals as the mean, so the two line up."""
+    m = _ms(mean)
+    if std is None or mean is None:
+        return f"{m} ± {_ms(std)}"
+    decimals = len(m.split(".")[1]) if "." in m else 0
+    return f"{m} ± {float(std):.{decimals}f}"
+
+
+def _num(v, digits: int = 1) -> str:
+    return DASH if v is None else f"{float(v):.{digits}f}"
+
+
+def _ips(v) -> str:
+    return DASH if v is None else (f"{float(v):.0f}" if float(v) >= 1000 else f"{float(v):.1f}")
+
+
+def _ratio(v) -> str:
+    return DASH if v is None else f"{float(v):.2f}x"
+
+
+def _size(n) -> str:
+    if n is None:
+        return DASH
+    n = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.2f} GiB"
+
+
+def _is_error(r: dict) -> bool:
+    """A row without latencies is shown as an error row (its ``error``, or "no latency recorded")."""
+    return not r.get("latency_ms")
+
+
+def _ok(result: dict) -> list[dict]:
+    return [r for r in result.get("results", []) if not _is_error(r)]
+
+
+def _first_p50(result: dict) -> float | None:
+    ok = _ok(result)
+    return ok[0]["latency_ms"]["p50"] if ok else None
+
+
+# ---------------------------------------------------------------- shared table model
+
+def _columns(result: dict, compact: bool = False) -> list[tuple[str, str]]:
+    """(key, header) of every column shown for this result; native/overhead only when some row has them."""
+    cols = list(_BASE_COLUMNS)
+    ok = _ok(result)
+    if any(r.get("native") for r in ok):
+        cols += _NATIVE_COLUMNS
+    if any(r.get("overhead") for r in ok):
+        cols += _OVERHEAD_COLUMNS
+    return [(key, short if compact else full) for key, full, short in cols]
+
+
+def _cells(r: dict, result: dict, compact: bool = False) -> dict[str, str]:
+    """One result row as display strings keyed by column; an error row has only ``model`` and ``error``."""
+    if _is_error(r):
+        name = r.get("model") or r.get("path") or "?"
+        return {"model": str(name), "error": str(r.get("error") or "no latency recorded")}
+    lat = r.get("latency_ms") or {}
+    threads = r.get("threads", (result.get("settings") or {}).get("threads"))
+    tput = _ips(r.get("throughput_ips"))
+    if r.get("throughput_async_ips") is not None:
+        tput += f" (async {_ips(r['throughput_async_ips'])})"
+    ratio = r.get("ratio_to_first")
+    if ratio is None and "ratio_to_first" not in r:
+        first = _first_p50(result)
+        ratio = lat["p50"] / first if first and lat.get("p50") is not None else None
+    stable = r.get("stable")
+    out = {
+        "model": str(r.get("model", "?")),
+        "format": str(r.get("format", DASH)),
+        "backend": str(r.get("backend", DASH)),
+        "threads": "auto" if threads is None else str(threads),
+        "p50": _ms(lat.get("p50")),
+        "p90": _ms(lat.get("p90")),
+        "p99": _ms(lat.get("p99")),
+        "mean_std": _mean_std(lat.get("mean"), lat.get("std")),
+        "load": _ms(r.get("load_ms")),
+        "first": _ms(r.get("first_inference_ms")),
+        "throughput": tput,
+        "rss": _num(r.get("peak_rss_mb")),
+        "size": _size(r.get("size_bytes")),
+        "stable": DASH if stable is None else ("yes" if stable else "no"),
+        "ratio": _ratio(ratio),
+    }
+    native = r.get("native") or {}
+    out["native_p50"] = _ms(native.get("p50_ms"))
+    if native.get("p50_ms") is not None and not compact:
+        out["native_p50"] += f" ({native.get('tool', '?')})"
+    out["native_ratio"] = _ratio(native.get("ratio"))
+    overhead = r.get("overhead") or {}
+    out["raw_p50"] = _ms(overhead.get("raw_p50_ms"))
+    out["overhead"] = _ratio(overhead.get("ratio"))
+    return out
+
+
+def _environment(result: dict) -> list[tuple[str, str]]:
+    """(label, value) pairs describing the machine and the settings."""
+    env = result.get("environment") or {}
+    cpu = env.get("cpu") or {}
+    settings = result.get("settings") or {}
+    device_class = env.get("device_class")
+    if isinstance(device_class, dict):
+        device_class = device_class.get("name")
+    cores = cpu.get("logical_cores")
+    cpu_text = str(cpu.get("model") or DASH) + (f" ({cores} logical cores)" if cores else "")
+    items = [("CPU", cpu_text), ("ISA", ", ".join(cpu.get("isa") or []) or DASH)]
+    if env.get("board"):
+        items.append(("Board", str(env["board"])))
+    detected = env.get("device_class_detected")
+    if detected and device_class and detected != device_class:
+        device_class = f"{device_class} (detected: {detected})"
+    items += [("Device class", str(device_class or DASH)), ("OS", str(env.get("os") or DASH)),
+              ("Python", str(env.get("python") or DASH))]
+    threads = settings.get("threads")
+    items.append(("Threads", "runtime default" if threads is None else str(threads)))
+    runs = [f"{settings['runs']} runs" if settings.get("runs") is not None else None,
+            f"{settings['warmup']} warmup" if settings.get("warmup") is not None else None,
+            f"{settings['duration_s']:g} s per model" if settings.get("duration_s") else None,
+            "interleaved" if settings.get("interleaved") else None]
+    if any(runs):
+        items.append(("Runs", ", ".join(x for x in runs if x)))
+    thermal = env.get("thermal") or {}
+    therm = [f"governor {thermal['governor']}" if thermal.get("governor") else None,
+             f"{thermal['freq_mhz']} MHz" if thermal.get("freq_mhz") else None]
+    temps = thermal.get("temperatures_c") or {}
+    if temps:
+        therm.append(f"max {max(temps.values()):.0f} °C")
+    if any(therm):
+        items.append(("Thermal", ", ".join(x for x in therm if x)))
+    pkgs = env.get("packages") or {}
+    versions = ", ".join(f"{name} {ver}" for name, ver in sorted(pkgs.items()) if ver)
+    items.append(("Runtime versions", versions or DASH))
+    return items
+
+
+def _notes(result: dict) -> list[str]:
+    notes = [f"{r.get('model', '?')}: unstable ({r.get('unstable_reason') or 'reason not recorded'})"
+             for r in _ok(result) if r.get("stable") is False]
+    notes += [f"{r.get('model', '?')}: native tool {r['native'].get('tool') or '?'} failed: {r['native']['error']}"
+              for r in _ok(result) if (r.get("native") or {}).get("error")]
+    if result.get("throttled"):
+        notes.append("the CPU throttled during the run: latencies may be inflated")
+    if result.get("interrupted"):
+        notes.append("interrupted: the run was stopped early; these results cover only what finished")
+    return notes
+
+
+# ---------------------------------------------------------------- markdown
+
+def _md(text: str) -> str:
+    return " ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|")
+
+
+def to_markdown(result: dict) -> str:
+    """A Markdown table (one row per result; error rows show their error), then the environment and notes."""
+    cols = _columns(result)
+    lines = ["| " + " | ".join(h for _, h in cols) + " |",
+             "|" + "|".join("---" if k in ("model", "format", "backend", "stable") else "---:" for k, _ in cols) + "|"]
+    for r in result.get("results", []):
+        c = _cells(r, result)
+        if "error" in c:
+            row = [_md(c["model"]), _md(f"error: {c['error']}")] + [""] * (len(cols) - 2)
+        else:
+            row = [_md(c[k]) for k, _ in cols]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Latencies in ms per call; ratio to first = p50 / p50 of the first model.", "", "### Environment", ""]
+    lines += [f"- **{label}**: {_md(value)}" for label, value in _environment(result)]
+    notes = _notes(result)
+    if notes:
+        lines += ["", "### Notes", ""] + [f"- {_md(n)}" for n in notes]
+    if result.get("interrupted"):
+        lines += ["", "**Interrupted:** the benchmark was stopped before every model finished."]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- plot
+
+def _title(result: dict) -> str:
+    env = result.get("environment") or {}
+    cpu = (env.get("cpu") or {}).get("model") or "unknown CPU"
+    dc = env.get("device_class")
+    if isinstance(dc, dict):
+        dc = dc.get("name")
+    return f"Latency per call — {cpu}" + (f" ({dc})" if dc else "")
+
+
+def _minor_log_label(v: float, _pos=None) -> str:
+    """Label the 2x and 5x minor ticks of a log axis with plain numbers (the decades get the major labels)."""
+    import math
+
+    if v <= 0:
+        return ""
+    mantissa = round(v / 10 ** math.floor(math.log10(v)), 6)
+    return f"{v:g}" if mantissa in (2, 5) else ""
+
+
+def plot_latencies(result: dict, path) -> Path:
+    """Box plot of per-call latency per model, written as a PNG at ``path``; returns the path.
+
+    With ``samples_ms`` the box is p25–p75 and the whiskers p1–p99 of the samples; without them the box is drawn
+    from the recorded summary (box min–p90, whiskers to p99, a point at max, hatched). p50 is marked and labelled.
+    The y axis is logarithmic when the largest latency is over 20x the smallest. Error rows are skipped.
+    """
+    try:
+        import matplotlib  # noqa: F401  (imported first so a missing package fails here)
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Patch
+        from matplotlib.ticker import FuncFormatter
+    except ImportError as e:
+        from edgekit.errors import MissingDependencyError
+
+        raise MissingDependencyError("matplotlib", "report", "draw plots") from e
+    import numpy as np
+
+    path = Path(path)
+    ok = _ok(result)
+    stats, p50s, lo, hi = [], [], [], []
+    for r in ok:
+        lat = r["latency_ms"]
+        samples = np.asarray(r.get("samples_ms") or [], dtype=float)
+        label = str(r.get("model", "?"))
+        if r.get("backend"):
+            label += f"\n{r['backend']}"
+        if samples.size:
+            p1, q1, med, q3, p99 = np.percentile(samples, [1, 25, 50, 75, 99])
+            fliers = samples[(samples < p1) | (samples > p99)]
+            stats.append({"label": label, "whislo": p1, "q1": q1, "med": med, "q3": q3, "whishi": p99,
+                          "fliers": fliers, "summary": False})
+            lo.append(samples.min())
+            hi.append(samples.max())
+        else:
+            stats.append({"label": label, "whislo": lat["min"], "q1": lat["min"], "med": lat["p50"],
+                          "q3": lat["p90"], "whishi": lat["p99"], "fliers": [lat["max"]], "summary": True})
+            lo.append(lat["min"])
+            hi.append(lat["max"])
+        p50s.append(lat.get("p50", stats[-1]["med"]))
+
+    width = max(6.5, 1.4 * len(stats) + 2.5)
+    fig = Figure(figsize=(width, 5.2), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.set_title(_title(result), fontsize=11)
+    if not stats:
+        ax.text(0.5, 0.5, "no successful results to plot", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+    else:
+        positions = list(range(1, len(stats) + 1))
+        arts = ax.bxp([{k: v for k, v in s.items() if k != "summary"} for s in stats], positions=positions,
+                      widths=0.5, patch_artist=True, showfliers=True,
+                      medianprops={"color": "#c0392b", "linewidth": 2},
+                      flierprops={"marker": ".", "markersize": 3, "alpha": 0.5})
+        for box, s in zip(arts["boxes"], stats):
+            box.set_facecolor("#f4f4f4" if s["summary"] else "#b9d3ea")
+            if s["summary"]:
+                box.set_hatch("//")
+        p50_marks = ax.scatter(positions, p50s, marker="D", color="#c0392b", zorder=3, s=18, label="p50")
+        for x, p in zip(positions, p50s):  # label just right of the box
+            ax.annotate(f"p50 {_ms(p)}", (x + 0.28, p), ha="left", va="center", fontsize=8, color="#c0392b")
+        if min(lo) > 0 and max(hi) / min(lo) > 20:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(FuncFormatter(_minor_log_label))
+        ax.set_ylabel("latency per call (ms)" + (", log scale" if ax.get_yscale() == "log" else ""))
+        ax.set_xlim(0.5, len(stats) + 0.9)
+        ax.grid(axis="y", alpha=0.3, which="both")
+        handles = [p50_marks]
+        if any(not s["summary"] for s in stats):
+            handles.append(Patch(facecolor="#b9d3ea", edgecolor="black",
+                                 label="samples: box p25–p75, whiskers p1–p99"))
+        if any(s["summary"] for s in stats):
+            handles.append(Patch(facecolor="#f4f4f4", hatch="//", edgecolor="black",
+                                 label="summary only: box min–p90, whisker p99, point max"))
+        fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncols=len(handles) if width >= 10 else 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+# ---------------------------------------------------------------- html
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem;color:#222;max-width:1400px}
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
+table{border-collapse:collapse;font-size:.85rem}th,td{border:1px solid #ccc;padding:.3rem .5rem}
+th{background:#f0f3f7;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.unstable td{background:#fff6e0}tr.error td{background:#fdecea;color:#8a1c1c}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{font-weight:600}dd{margin:0}
+.note{background:#fff6e0;border-left:4px solid #e0a800;padding:.5rem 1rem}img{max-width:100%}
+"""
+
+_TEXT_COLUMNS = ("model", "format", "backend", "stable")
+
+
+def to_html(result: dict, plot_png: bytes | None = None) -> str:
+    """One self-contained HTML page: the table, the environment, the plot (inline base64 PNG) and notes."""
+    e = html.escape
+    cols = _columns(result)
+    head = "".join(f"<th>{e(h)}</th>" for _, h in cols)
+    rows = []
+    for r in result.get("results", []):
+        c = _cells(r, result)
+        if "error" in c:
+            rows.append(f'<tr class="error"><td>{e(c["model"])}</td>'
+                        f'<td colspan="{len(cols) - 1}">error: {e(c["error"])}</td></tr>')
+            continue
+        tds = "".join(("<td>" if k in _TEXT_COLUMNS else '<td class="num">') + f"{e(c[k])}</td>" for k, _ in cols)
+        cls = ' class="unstable"' if r.get("stable") is False else ""
+        rows.append(f"<tr{cls}>{tds}</tr>")
+    env = "".join(f"<dt>{e(label)}</dt><dd>{e(value)}</dd>" for label, value in _environment(result))
+    notes = "".join(f"<li>{e(n)}</li>" for n in _notes(result))
+    title = e(_title(result).replace("Latency per call", "edgekit benchmark"))
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{title}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{title}</h1>",
+    ]
+    if notes:
+        parts.append(f'<div class="note"><ul>{notes}</ul></div>')
+    parts += [
+        "<h2>Results</h2>",
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>",
+        "<p>Latencies in ms per call; ratio to first = p50 / p50 of the first model.</p>",
+    ]
+    if plot_png:
+        data = base64.b64encode(plot_png).decode("ascii")
+        parts += ["<h2>Latency distribution</h2>",
+                  f'<img alt="latency per call per model" src="data:image/png;base64,{data}">']
+    parts += ["<h2>Environment</h2>", f"<dl>{env}</dl>", "</body></html>"]
+    return "\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------- terminal
+
+def rich_table(result: dict):
+    """A ``rich.table.Table`` with the same columns (compact headers) for the terminal."""
+    from rich.table import Table
+    from rich.text import Text
+
+    cols = _columns(result, compact=True)
+    table = Table(title="latency per call (ms); ×first = p50 / p50 of the first model", title_justify="left",
+                  header_style="bold", pad_edge=False)
+    rows = [_cells(r, result, compact=True) for r in result.get("results", [])]
+    for key, header in cols:
+        # numbers are never squeezed (a cut number is a wrong number); long names and error messages wrap instead
+        widest = max([len(header)] + [len(c.get(key, "")) for c in rows if "error" not in c])
+        table.add_column(header, justify="left" if key in _TEXT_COLUMNS else "right", overflow="fold",
+                         min_width=min(widest, 32) if key == "model" else widest)
+    for c in rows:
+        if "error" in c:
+            table.add_row(Text(c["model"]), Text(f"error: {c['error']}", style="red"), *[""] * (len(cols) - 2))
+            continue
+        row = []
+        for key, _ in cols:
+            style = "yellow" if key == "stable" and c[key] == "no" else ("bold" if key == "p50" else "")
+            row.append(Text(c[key], style=style))  # Text, not markup: model names may contain "["
+        table.add_row(*row)
+    if result.get("interrupted"):
+        table.caption = "interrupted: results cover only what finished"
+    return table
