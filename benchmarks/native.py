@@ -108,7 +108,7 @@ def _why_failed(out: str, rc: int | None) -> str:
         m = _ERROR_LINE.match(ln)  # ...", LiteRT's native "ERROR: ..."
         if m:
             return past_locations(next(g for g in m.groups() if g).strip(), i)
-    for i, ln in enumerate(lines):  # a Python traceback's last exception line
+    for i, ln in enumerate(lines):  # a Python exception line (a traceback's end)
         if re.match(r"^[A-Za-z_][\w.]*(Error|Exception)\b:", ln):
             return past_locations(ln, i)
     if rc is not None and rc < 0:
