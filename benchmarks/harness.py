@@ -20,7 +20,8 @@ import numpy as np
 from .environment import environment, reset_peak_rss, rss_mb, throttle_state, throttled_between
 
 BLOCK = 10  # timed calls per model per turn
-SETTLE = 2  # untimed calls after switching to another model
+SETTLE = 3  # untimed calls after switching to another model
+PAUSE_S = 0.02  # after a switch: lets the previous runtime's spinning worker threads park
 
 
 @dataclass
@@ -84,6 +85,7 @@ def _timed_blocks(entries: list[_Entry], runs: int, duration_s: float | None, pr
             for e in active:
                 predict, feeds, out = e.model.predict, e.feeds, e.samples
                 if len(entries) > 1:
+                    time.sleep(PAUSE_S)
                     for _ in range(SETTLE):
                         predict(feeds)
                 for _ in range(min(BLOCK, runs - len(out))):
@@ -206,7 +208,7 @@ def benchmark(models, *, runs: int = 200, warmup: int = 20, duration_s: float | 
         e.model.close()
     return {"environment": env,
             "settings": {"runs": runs, "warmup": warmup, "duration_s": duration_s, "threads": threads,
-                         "interleaved": len(ok) > 1, "block": BLOCK, "settle_calls": SETTLE,
+                         "interleaved": len(ok) > 1, "block": BLOCK, "settle_calls": SETTLE, "pause_s": PAUSE_S,
                          "timer": "time.perf_counter_ns around Model.predict"},
             "results": [e.row for e in entries], "interrupted": interrupted,
             "throttled": throttled}

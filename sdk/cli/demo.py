@@ -2,7 +2,8 @@
 
 1. convert the Keras model to TFLite, ONNX, OpenVINO IR and Core ML, each checked against the source on the
    real digits test split (the parity gate);
-2. run the test split through every runtime backend that can run a converted model here, and print accuracy.
+2. run the test split through every runtime backend that can run a converted model here, and print accuracy;
+3. benchmark every converted target that runs here and print the latency table.
 Where a conversion cannot run here (e.g. a runtime-only install without TensorFlow), the pre-converted copy
 shipped with the example is evaluated instead and marked `bundled`.
 """
@@ -74,10 +75,18 @@ def run_demo(output_dir: Path, progress=None) -> dict:
                        agreement=float(np.mean(pred == reference.argmax(-1))),
                        max_abs_diff=float(np.max(np.abs(probs - reference))))
             rows.append(row)
+    bench = None
+    runnable = [files[t][0] for t in ("tflite", "onnx", "openvino") if t in files]
+    if runnable:
+        from edgekit.benchmarks.harness import benchmark
+
+        if progress:
+            progress(f"benchmarking {', '.join(p.name for p in runnable)}")
+        bench = benchmark(runnable, runs=200, warmup=20)
     return {"example": "digits_cnn (scikit-learn digits, 8x8 grayscale, 10 classes)",
             "reference": f"{BUNDLED['keras']} on keras",
             "conversion": conversion.manifest() if conversion else None, "results": rows,
-            "output_dir": str(output_dir)}
+            "benchmark": bench, "output_dir": str(output_dir)}
 
 
 @command
@@ -121,5 +130,11 @@ def demo_cmd(
                 t.add_row(r["target"], model, r["backend"], r.get("precision", ""), "", "", "",
                           f"{r['status']}: {r['error']}")
         out.print(t)
+        if rep["benchmark"]:
+            from edgekit.benchmarks.report import rich_table
+
+            table = rich_table(rep["benchmark"])
+            table.title = "3. latency of every converted target on this machine (one image per call)"
+            out.print(table)
         if output_dir:
             out.print(f"converted models and manifest.json: {output_dir}")
