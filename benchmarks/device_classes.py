@@ -14,10 +14,12 @@ class DeviceClass:
 
 
 PROFILES: dict[str, DeviceClass] = {p.name: p for p in (
-    DeviceClass("x86-avx2", "x86-64 CPU with AVX2 (laptops, NUCs)", None, ("openvino", "onnxruntime", "litert")),
+    # x86: each format's own runtime first (what a user benchmarking a .tflite or .onnx expects); OpenVINO runs
+    # both formats too, by --backend openvino
+    DeviceClass("x86-avx2", "x86-64 CPU with AVX2 (laptops, NUCs)", None, ("litert", "onnxruntime", "openvino")),
     DeviceClass("x86-avx512", "x86-64 CPU with AVX-512 (and VNNI/BF16/AMX where present)", None,
-                ("openvino", "onnxruntime", "litert")),
-    DeviceClass("x86-generic", "x86-64 CPU without AVX2", None, ("onnxruntime", "openvino", "litert")),
+                ("litert", "onnxruntime", "openvino")),
+    DeviceClass("x86-generic", "x86-64 CPU without AVX2", None, ("litert", "onnxruntime", "openvino")),
     DeviceClass("rpi4", "Raspberry Pi 4 (Cortex-A72, NEON, no dot-product)", 4, ("litert", "onnxruntime")),
     DeviceClass("rpi5", "Raspberry Pi 5 (Cortex-A76, NEON with dot-product)", 4, ("litert", "onnxruntime")),
     DeviceClass("jetson-orin", "NVIDIA Jetson Orin (Cortex-A78AE CPU)", None, ("onnxruntime", "litert")),

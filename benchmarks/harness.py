@@ -50,9 +50,23 @@ def _inputs(model, input_path) -> dict:
     return out
 
 
-def _prepare(e: _Entry, backend, threads, input_path, load_kwargs) -> None:
+def _profile_backend(path: Path, preferred: tuple[str, ...]) -> str | None:
+    """The device class's preferred backend among those that can run this format and are installed."""
+    from edgekit.formats import detect
+    from edgekit.runtimes import PREFERENCE, runner_class
+
+    can = PREFERENCE.get(detect(path).format, ())
+    for name in preferred:
+        if name in can and runner_class(name).available():
+            return name
+    return None
+
+
+def _prepare(e: _Entry, backend, threads, input_path, load_kwargs, preferred=()) -> None:
     import edgekit
 
+    if backend is None:
+        backend = _profile_backend(e.path, preferred)
     reset_peak_rss()
     before, _ = rss_mb()
     t0 = time.perf_counter_ns()
@@ -169,7 +183,7 @@ def benchmark(models, *, runs: int = 200, warmup: int = 20, duration_s: float | 
     ok: list[_Entry] = []
     for e in entries:
         try:
-            _prepare(e, backend, threads, input_path, {"trust_code": trust_code})
+            _prepare(e, backend, threads, input_path, {"trust_code": trust_code}, profile.backends)
             for _ in range(warmup):
                 e.model.predict(e.feeds)
             ok.append(e)

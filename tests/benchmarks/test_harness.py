@@ -98,10 +98,19 @@ def test_reports_are_written_and_non_trivial(tmp_path):
     assert "digits_cnn.tflite" in res.stdout
 
 
-def test_device_class_is_recorded_and_validated(tmp_path):
-    r = edgekit.benchmark([ONNX], runs=3, warmup=0, device_class="rpi4")
+def test_device_class_is_recorded_and_validated(tmp_path, monkeypatch):
+    from edgekit.benchmarks import device_classes
+
+    r = edgekit.benchmark([ONNX, TFLITE], runs=3, warmup=0, device_class="rpi4")
     assert r["environment"]["device_class"] == "rpi4"
     assert r["settings"]["threads"] == 4  # the profile's default
+    assert [x["backend"] for x in r["results"]] == ["onnxruntime", "litert"]
+    # a profile's backend preference picks among the backends that run a format
+    nuc = device_classes.DeviceClass("intel-nuc", "test profile", 2, ("openvino", "onnxruntime", "litert"))
+    monkeypatch.setitem(device_classes.PROFILES, "intel-nuc", nuc)
+    r = edgekit.benchmark([ONNX, TFLITE], runs=3, warmup=0, device_class="intel-nuc")
+    assert [x["backend"] for x in r["results"]] == ["openvino", "openvino"]
+    assert r["settings"]["threads"] == 2
     res = CliRunner().invoke(app, ["bench", str(ONNX), "--device-class", "toaster"])
     assert res.exit_code == 2 and "error: unknown device class 'toaster'" in res.stderr
 
