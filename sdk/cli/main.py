@@ -36,13 +36,14 @@ def _root(
 
 
 def _register():
-    from edgekit.cli import bench, convert, demo, doctor, inspect, run
+    from edgekit.cli import bench, convert, demo, doctor, inspect, run, validate
 
     app.command("inspect")(inspect.inspect_cmd)
     app.command("run")(run.run_cmd)
     app.command("doctor")(doctor.doctor_cmd)
     app.command("convert")(convert.convert_cmd)
     app.command("bench")(bench.bench_cmd)
+    app.command("validate")(validate.validate_cmd)
     app.command("demo")(demo.demo_cmd)
 
 

@@ -1,0 +1,76 @@
+"""`edgekit validate REFERENCE CANDIDATE... --data DATA`: accuracy parity with task metrics and statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from edgekit.cli._common import command, console
+
+
+def parse_output_tols(items: list[str]) -> dict:
+    """NAME:key=value[,key=value] -> {NAME: {key: value}}; keys: atol, rtol, max_abs_rel, cosine."""
+    from edgekit.errors import InputError
+
+    out: dict = {}
+    for item in items or []:
+        name, sep, rest = item.rpartition(":")
+        try:
+            if not sep or not name:
+                raise ValueError
+            for kv in rest.split(","):
+                k, v = kv.split("=")
+                if k not in ("atol", "rtol", "max_abs_rel", "cosine"):
+                    raise ValueError
+                out.setdefault(name, {})[k] = float(v)
+        except ValueError:
+            raise InputError(f"cannot read --output-tol '{item}'",
+                             "write NAME:key=value[,key=value] with keys atol, rtol, max_abs_rel, cosine") from None
+    return out
+
+
+@command
+def validate_cmd(
+    reference: Path = typer.Argument(..., help="The original model."),
+    candidates: list[Path] = typer.Argument(..., help="Converted models to check against it."),
+    data: Path = typer.Option(..., "--data", help=".npz (input names; optional 'labels'), .npy, or an image folder."),
+    labels: Path = typer.Option(None, "--labels", help=".npy of labels (first axis = samples)."),
+    task: str = typer.Option(None, "--task", help="classification, binary, regression, embedding or raw "
+                             "(default: guessed from the outputs)."),
+    device_class: str = typer.Option(None, "--device-class", help="Tolerance profile's device class."),
+    atol: float = typer.Option(None, "--atol", help="Elementwise absolute tolerance (all elements must be within)."),
+    rtol: float = typer.Option(None, "--rtol", help="Elementwise relative tolerance."),
+    output_tol: list[str] = typer.Option(None, "--output-tol", help="Per-output override: NAME:atol=1e-4,cosine=0.999"),
+    preprocess: Path = typer.Option(None, "--preprocess", help="JSON/YAML image preprocessing spec for folders."),
+    localize: bool = typer.Option(False, "--localize", help="For a failing candidate, find the first op that departs."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Samples per batch (memory stays bounded)."),
+    json_file: Path = typer.Option(None, "--json", help="Write the report as JSON."),
+    markdown: Path = typer.Option(None, "--markdown", help="Write a Markdown table."),
+    html: Path = typer.Option(None, "--html", help="Write a self-contained HTML report."),
+    trust_code: bool = typer.Option(False, "--trust-code", help="Allow formats whose loading can run code."),
+):
+    """Check that converted models match the original on real data; exit 1 when any candidate fails."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from edgekit.datasets import Preprocess
+    from edgekit.validation import validate
+    from edgekit.validation_report import rich_table, to_html, to_markdown
+
+    err = console(stderr=True)
+    with Progress(TextColumn("validating"), BarColumn(), TextColumn("{task.completed} samples"), console=err,
+                  transient=True) as bar:
+        t = bar.add_task("validate", total=None)
+        rep = validate(reference, candidates, data, labels=labels, task=task, device_class=device_class, atol=atol,
+                       rtol=rtol, output_tolerances=parse_output_tols(output_tol), localize=localize,
+                       batch_size=batch_size, preprocess=Preprocess.load(preprocess) if preprocess else None,
+                       trust_code=trust_code, progress=lambda n, total: bar.update(t, completed=n, total=total))
+    for path, make in ((json_file, lambda: json.dumps(rep, indent=2, default=float)), (markdown, lambda: to_markdown(rep)),
+                       (html, lambda: to_html(rep))):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(make())
+    console().print(rich_table(rep))
+    if any(c["verdict"] == "fail" for c in rep["candidates"]):
+        raise typer.Exit(1)
