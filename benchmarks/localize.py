@@ -27,6 +27,7 @@ Conv). The note then names the candidate-only operations that feed the departing
 from __future__ import annotations
 
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -233,8 +234,10 @@ def _run_tflite(path: Path, feeds: dict):
 
     names_in, _ = public_names(read_tflite(path.read_bytes()))
     # no default delegate (XNNPACK): delegated ops would hide their intermediate tensors behind one DELEGATE op
-    it = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
-                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    with warnings.catch_warnings():  # "preserve_all_tensors is for debugging": that is what this is
+        warnings.simplefilter("ignore")
+        it = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     details = it.get_input_details()
     keys = [names_in.get(d["name"], d["name"]) for d in details]
     if not all(k in feeds for k in keys) and all(d["name"] in feeds for d in details):

@@ -160,8 +160,12 @@ def classification_metrics(y_true, scores_or_labels, top_k: Sequence[int] = (1, 
     is missing from ``y_true``), ``top_k`` ({k: accuracy} for each k < C, scores only; labels give only k=1),
     ``confusion_matrix`` (rows = true class, columns = predicted, labels 0..C-1) and ``n_classes``.
     """
-    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
-    from sklearn.metrics import top_k_accuracy_score
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+        top_k_accuracy_score,
+    )
 
     y = _labels_1d(y_true, "y_true").astype(np.int64)
     s = np.asarray(scores_or_labels)
@@ -196,7 +200,9 @@ def classification_metrics(y_true, scores_or_labels, top_k: Sequence[int] = (1, 
 
     tk: dict[int, float] = {}
     for k in top_k:
-        if has_scores and k < C:
+        if has_scores and k < C and C == 2:
+            tk[1] = out["accuracy"]  # scikit-learn's binary top-k thresholds a 1-D score; argmax is what we mean
+        elif has_scores and k < C:
             tk[int(k)] = float(top_k_accuracy_score(y, s, k=k, labels=np.arange(C)))
         elif not has_scores and k == 1:
             tk[1] = out["accuracy"]
@@ -210,7 +216,12 @@ def binary_metrics(y_true, scores, threshold: float = 0.5) -> dict:
 
     The predicted class is 1 where ``score >= threshold``. ``roc_auc`` is None when ``y_true`` has one class.
     """
-    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
 
     y = _labels_1d(y_true, "y_true").astype(np.int64)
     s = np.asarray(scores, dtype=np.float64)

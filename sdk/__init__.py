@@ -25,6 +25,13 @@ from .types import TensorSpec
 __version__ = "0.1.0"
 
 
+def validate(reference, candidates, data, **kwargs) -> dict:
+    """Check converted models against their reference on real data (see `edgekit.validation.validate`)."""
+    from edgekit.validation import validate as _validate
+
+    return _validate(reference, candidates, data, **kwargs)
+
+
 def benchmark(models, **kwargs) -> dict:
     """Measure one or more models (see `edgekit.benchmarks.harness.benchmark` for the options); returns the
     result dict `edgekit bench --json` writes."""
@@ -36,5 +43,5 @@ def benchmark(models, **kwargs) -> dict:
 __all__ = [
     "BackendError", "ConversionError", "ConvertReport", "EdgekitError", "Format", "InputError", "MissingDependencyError",
     "Model", "ModelFileError", "ModelSource", "ParityError", "PlatformError", "TensorSpec",
-    "TrustRequiredError", "UnsupportedFormatError", "benchmark", "convert", "detect", "load", "__version__",
+    "TrustRequiredError", "UnsupportedFormatError", "benchmark", "convert", "detect", "load", "validate", "__version__",
 ]

@@ -3,7 +3,8 @@
 1. convert the Keras model to TFLite, ONNX, OpenVINO IR and Core ML, each checked against the source on the
    real digits test split (the parity gate);
 2. run the test split through every runtime backend that can run a converted model here, and print accuracy;
-3. benchmark every converted target that runs here and print the latency table.
+3. validate every target against the Keras model on the test split (edgekit validate) and print the parity table;
+4. benchmark every converted target that runs here and print the latency table.
 Where a conversion cannot run here (e.g. a runtime-only install without TensorFlow), the pre-converted copy
 shipped with the example is evaluated instead and marked `bundled`.
 """
@@ -75,8 +76,15 @@ def run_demo(output_dir: Path, progress=None) -> dict:
                        agreement=float(np.mean(pred == reference.argmax(-1))),
                        max_abs_diff=float(np.max(np.abs(probs - reference))))
             rows.append(row)
-    bench = None
+    bench = parity = None
     runnable = [files[t][0] for t in ("tflite", "onnx", "openvino") if t in files]
+    if runnable and "keras" in files and runner_class("keras").available():
+        from edgekit.validation import validate
+
+        if progress:
+            progress("validating every target against the Keras model on the test split")
+        parity = validate(files["keras"][0], [files[t][0] for t in TARGETS if t in files],
+                          DIGITS_DIR / "digits_test.npz")
     if runnable:
         from edgekit.benchmarks.harness import benchmark
 
@@ -86,7 +94,7 @@ def run_demo(output_dir: Path, progress=None) -> dict:
     return {"example": "digits_cnn (scikit-learn digits, 8x8 grayscale, 10 classes)",
             "reference": f"{BUNDLED['keras']} on keras",
             "conversion": conversion.manifest() if conversion else None, "results": rows,
-            "benchmark": bench, "output_dir": str(output_dir)}
+            "validation": parity, "benchmark": bench, "output_dir": str(output_dir)}
 
 
 @command
@@ -130,11 +138,17 @@ def demo_cmd(
                 t.add_row(r["target"], model, r["backend"], r.get("precision", ""), "", "", "",
                           f"{r['status']}: {r['error']}")
         out.print(t)
+        if rep["validation"]:
+            from edgekit.validation_report import rich_table as parity_table
+
+            table = parity_table(rep["validation"])
+            table.title = "3. parity of every target against digits_cnn.keras (edgekit validate)"
+            out.print(table)
         if rep["benchmark"]:
             from edgekit.benchmarks.report import rich_table
 
             table = rich_table(rep["benchmark"])
-            table.title = "3. latency of every converted target on this machine (one image per call)"
+            table.title = "4. latency of every converted target on this machine (one image per call)"
             out.print(table)
         if output_dir:
             out.print(f"converted models and manifest.json: {output_dir}")

@@ -139,7 +139,7 @@ def tflite_pair(tmp_path_factory):
     d = tmp_path_factory.mktemp("tflite")
     ref = _keras_model(keras)
     feeds = {"image": np.random.default_rng(2).normal(0, 1, (1, 8, 8, 1)).astype(np.float32)}
-    flat = keras.Model(ref.inputs, ref.get_layer("flatten").output)(feeds["image"]).numpy()[0]
+    flat = keras.Model(ref.inputs, ref.get_layer("flatten").output)([feeds["image"]]).numpy()[0]
     kernel = ref.get_layer("dense").kernel.numpy().copy()
     kernel[int(np.argmax(flat)), 3] += 0.5  # a weight whose input is active (a ReLU'd-out one changes nothing)
     paths = {}

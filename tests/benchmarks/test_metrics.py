@@ -181,6 +181,9 @@ def test_two_column_scores_use_positive_class_auc():
     p1 = np.array([0.1, 0.4, 0.35, 0.8, 0.8, 0.9])
     m = classification_metrics(y, np.stack([1 - p1, p1], axis=1))
     assert m["roc_auc"] == pytest.approx(6.5 / 9)
+    # argmax predictions [0, 0, 0, 1, 1, 1]: 4 of 6 right; top-1 is the same number
+    assert m["accuracy"] == pytest.approx(4 / 6) and m["top_k"] == {1: pytest.approx(4 / 6)}
+    assert m["confusion_matrix"] == [[2, 1], [1, 2]]
 
 
 # ---------------------------------------------------------------------------------------------- binary
@@ -276,7 +279,6 @@ def _mcnemar_case(b, c, both_right=7, both_wrong=3):
 def test_mcnemar_exact_known_answers(b, c, p):
     r = mcnemar_exact(*_mcnemar_case(b, c))
     assert r == {"b": b, "c": c, "p_value": pytest.approx(p, rel=1e-12)}
-    assert (b, c) != (10, 2) or r["p_value"] == pytest.approx(0.03857421875, rel=1e-12)
 
 
 # ------------------------------------------------------------------------------------------ bootstrap

@@ -190,6 +190,9 @@ def test_demo_json(tmp_path):
         assert conv[t]["status"] == "ok" and conv[t]["parity"]["cosine"] >= 0.9999
         assert (tmp_path / conv[t]["path"]).exists()
     assert conv["coreml"]["status"] == ("ok" if platform.system() == "Darwin" else "unverified")
+    verdicts = {c["model"].rsplit("/", 1)[-1]: c["verdict"] for c in rep["validation"]["candidates"]}
+    assert verdicts == {"digits_cnn.tflite": "pass", "digits_cnn.onnx": "pass", "digits_cnn.xml": "pass",
+                        "digits_cnn.mlpackage": "pass" if platform.system() == "Darwin" else "unverified"}
     bench = {r["model"]: r for r in rep["benchmark"]["results"]}  # every converted target that runs here
     assert set(bench) == {"digits_cnn.tflite", "digits_cnn.onnx", "digits_cnn.xml"}
     assert all(r["runs"] == 200 and r["latency_ms"]["p50"] > 0 for r in bench.values())
