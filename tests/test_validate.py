@@ -156,3 +156,81 @@ def test_cli_exit_codes_and_reports(tmp_path):
     assert fail.exit_code == 1
     err = runner.invoke(app, ["validate", str(ONNX), str(bad), "--data", str(tmp_path / "missing.npz")])
     assert err.exit_code == 2 and "error: no such data file" in err.stderr
+
+
+def test_image_folder_with_preprocessing_spec(tmp_path):
+    """A folder of images in class sub-folders, with a JSON preprocessing spec, validates like the .npz."""
+    from PIL import Image
+
+    from edgekit.datasets import Preprocess
+
+    with np.load(DATA) as z:
+        images, labels = z["image"][:40], z["labels"][:40]
+    for i, (img, y) in enumerate(zip(images, labels)):
+        d = tmp_path / "imgs" / f"{y}"
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.round(img[..., 0] * 255).astype(np.uint8), mode="L").save(d / f"{i:03d}.png")
+    spec = tmp_path / "pre.json"
+    spec.write_text(json.dumps({"size": [8, 8], "channels": "L", "scale": 255.0, "layout": "NHWC"}))
+    rep = validate(KERAS, [DIGITS_DIR / "digits_cnn.tflite"], tmp_path / "imgs", preprocess=Preprocess.load(spec),
+                   batch_size=16)
+    c = rep["candidates"][0]
+    assert rep["data"]["samples"] == 40 and c["verdict"] == "pass", c["reasons"]
+    assert c["metrics"]["labels"] == "given"  # class folder names are the labels
+    assert c["metrics"]["reference"]["accuracy"] > 0.9  # the pixels survived the PNG round trip
+
+
+def test_python_iterable_without_labels_scores_against_the_reference():
+    with np.load(DATA) as z:
+        x = z["image"]
+    batches = (x[i:i + 50] for i in range(0, len(x), 50))
+    rep = validate(KERAS, [ONNX], batches)
+    c = rep["candidates"][0]
+    assert rep["data"]["samples"] == 360 and c["verdict"] == "pass"
+    assert c["metrics"]["labels"] == "reference predictions"
+    assert c["metrics"]["candidate"]["accuracy"] == c["agreement_top1"] == 1.0
+
+
+def test_int8_candidate_is_judged_on_task_metrics(tmp_path):
+    import tensorflow as tf
+
+    from edgekit.runtimes.keras import KerasRunner  # noqa: F401  (sets the Keras backend env)
+    import keras
+
+    with np.load(DATA) as z:
+        x = z["image"]
+    model = keras.saving.load_model(KERAS)
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([x[i:i + 1]] for i in range(0, 360, 3))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    path = tmp_path / "int8.tflite"
+    path.write_bytes(conv.convert())
+    rep = validate(KERAS, [path], DATA)
+    c = rep["candidates"][0]
+    assert c["precision"] == "int8" and c["profile"]["max_abs_rel"] is None  # no elementwise gate for int8
+    assert c["verdict"] == "pass", c["reasons"]
+    assert c["agreement_top1"] >= 0.99 and c["metrics"]["delta"]["accuracy"] >= -0.01
+
+
+def test_regression_and_embedding_tasks_and_output_overrides(tmp_path):
+    ref = _save(_rgb_model(), tmp_path / "rgb.onnx")
+    x = np.random.default_rng(1).random((40, 3, 8, 8), dtype=np.float32)
+    y = np.random.default_rng(2).random((40, 5))
+    np.savez(tmp_path / "d.npz", image=x, labels=y)
+    rep = validate(ref, [ref], tmp_path / "d.npz", task="regression")
+    m = rep["candidates"][0]["metrics"]
+    assert set(m["reference"]) >= {"mae", "rmse", "r2"} and m["delta"]["mae"] == 0.0
+    rep = validate(ref, [ref], tmp_path / "d.npz", task="embedding")
+    assert rep["candidates"][0]["metrics"]["nn_agreement"] == 1.0
+    # a per-output override tighter than any real error fails an identical model only where asked
+    noisy = _insert_after_input(_rgb_model(), "Mul", np.array(1.0 + 1e-6, np.float32))
+    cand = _save(noisy, tmp_path / "noisy.onnx")
+    rep = validate(ref, [cand], tmp_path / "d.npz", task="raw", output_tolerances={"logits": {"atol": 0, "rtol": 0}})
+    assert rep["candidates"][0]["verdict"] == "fail" and "outside atol/rtol" in rep["candidates"][0]["reasons"][0]
+    res = CliRunner().invoke(app, ["validate", str(ref), str(cand), "--data", str(tmp_path / "d.npz"), "--task", "raw",
+                                   "--output-tol", "logits:atol=0,rtol=0"])
+    assert res.exit_code == 1
+    bad = CliRunner().invoke(app, ["validate", str(ref), str(cand), "--data", str(tmp_path / "d.npz"),
+                                   "--output-tol", "logits:speed=3"])
+    assert bad.exit_code == 2 and "cannot read --output-tol" in bad.stderr
