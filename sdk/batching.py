@@ -57,3 +57,17 @@ def predict_samples(model, feeds: dict[str, np.ndarray], progress=None) -> dict[
         return {}
     join = np.stack if mode == "each" else np.concatenate
     return {k: join([p[k] for p in parts]) for k in parts[0]}
+
+
+def align_inputs(model, batch: dict[str, np.ndarray], source_names: list[str], notes: list[str] | None = None) -> dict:
+    """Feed arrays keyed by another model's input names to ``model``: by name when the names match, else by
+    position (a converter renamed them), noting the mapping in ``notes``."""
+    names = [s.name for s in model.inputs]
+    if set(names) == set(batch):
+        return batch
+    if len(names) == len(source_names):
+        if notes is not None:
+            notes.append("inputs fed by position (names differ: "
+                         + ", ".join(f"{a}->{b}" for a, b in zip(source_names, names) if a != b) + ")")
+        return {n: batch[s] for n, s in zip(names, source_names)}
+    raise InputError(f"the model takes {len(names)} inputs where the source takes {len(source_names)}")

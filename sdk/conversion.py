@@ -125,17 +125,6 @@ def _is_torch_module(obj) -> bool:
     return any(c.__module__.startswith("torch.nn") for c in type(obj).__mro__)
 
 
-def _feeds_for(model, sample: dict[str, np.ndarray], names_src: list[str], notes: list[str]) -> dict:
-    names = [s.name for s in model.inputs]
-    if set(names) == set(sample):
-        return sample
-    if len(names) == len(names_src):
-        notes.append("inputs fed by position (names differ: "
-                     + ", ".join(f"{a}->{b}" for a, b in zip(names_src, names) if a != b) + ")")
-        return {n: sample[s] for n, s in zip(names, names_src)}
-    raise InputError(f"the converted model takes {len(names)} inputs where the source takes {len(names_src)}")
-
-
 def convert(model, targets, *, precision: str = "fp32", input_shapes: dict | None = None, sample=None,
             output_dir: str | os.PathLike = "edgekit_out", trust_code: bool = False, verify: bool = True,
             example_inputs=None, verbose: bool = False,
@@ -275,11 +264,12 @@ def _finish(res: TargetResult, path: Path, fmt: Format, verify: bool, ref_proble
 def _gate(res: TargetResult, path: Path, reference: dict, sample: dict, ref_names: list[str], precision: str,
           ref_dynamic: dict[str, bool]) -> None:
     """Run the converted model on the sample and compare with the source."""
+    from edgekit.batching import align_inputs
     from edgekit.benchmarks.parity import compare
     from edgekit.model import load
 
     with load(path) as cand:
-        feeds = _feeds_for(cand, sample, ref_names, res.notes)
+        feeds = align_inputs(cand, sample, ref_names, res.notes)
         got = cand.predict(feeds)
     par = compare(reference, got, precision)
     res.notes += par.notes

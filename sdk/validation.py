@@ -105,15 +105,6 @@ def _pair(ref_out: dict, cand_out: dict) -> list[tuple[str, str]]:
     raise InputError(f"the candidate has {len(cand_out)} outputs where the reference has {len(ref_out)}")
 
 
-def _feeds(model, batch: dict, ref_names: list[str]) -> dict:
-    names = [s.name for s in model.inputs]
-    if set(names) == set(batch):
-        return batch
-    if len(names) == len(ref_names):
-        return {n: batch[r] for n, r in zip(names, ref_names)}
-    raise InputError(f"the candidate takes {len(names)} inputs where the reference takes {len(ref_names)}")
-
-
 def _guess_task(y: np.ndarray, labels) -> str:
     if y.ndim == 2 and y.shape[1] > 1 and labels is not None:
         return "classification"
@@ -127,7 +118,7 @@ def validate(reference, candidates, data, *, labels=None, task: str | None = Non
              localize: bool = False, batch_size: int = 64, preprocess=None, trust_code: bool = False,
              progress=None) -> dict:
     """Validate ``candidates`` against ``reference`` on ``data``; returns the report dict (see `edgekit validate`)."""
-    from edgekit.batching import predict_samples
+    from edgekit.batching import align_inputs, predict_samples
     from edgekit.benchmarks import metrics as M
     from edgekit.benchmarks.validation_profiles import profile
     from edgekit.datasets import open_dataset
@@ -165,7 +156,7 @@ def validate(reference, candidates, data, *, labels=None, task: str | None = Non
             if cand.model is None or cand.error or cand.unverified:
                 continue
             try:
-                co = predict_samples(cand.model, _feeds(cand.model, batch, ref_names))
+                co = predict_samples(cand.model, align_inputs(cand.model, batch, ref_names))
             except PlatformError as e:
                 cand.unverified = e.message
                 continue
