@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from edgekit.errors import ConversionError
 from edgekit.formats import Format
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")
 
 
 @dataclass
@@ -27,6 +27,18 @@ class ConvertOptions:
     trust_code: bool = False
     verbose: bool = False
     sample: dict | None = None  # name -> array: the user's sample, used to trace modules and to check parity
+    # compression
+    calibration: list | None = None  # feed dicts of one sample each (batch 1), keyed by the source's input names
+    per_channel: bool = True
+    int8_io: bool = False
+    palettize_bits: int | None = None
+    prune_sparsity: float | None = None
+    weights_only_bits: int | None = None
+
+    @property
+    def compressing(self) -> bool:
+        return self.precision in ("int8", "int8-dynamic") or any(
+            v is not None for v in (self.palettize_bits, self.prune_sparsity, self.weights_only_bits))
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:

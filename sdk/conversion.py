@@ -37,12 +37,18 @@ class TargetResult:
     op: str | None = None
     notes: list[str] = field(default_factory=list)
     traceback: str | None = None
+    fp32_size_bytes: int | None = None
+    speed: dict | None = None
 
     def to_dict(self) -> dict:
         return {"target": self.target, "path": str(self.path) if self.path else None, "route": self.route,
                 "precision": self.precision, "status": self.status, "parity": self.parity,
                 "size_bytes": self.size_bytes, "seconds": round(self.seconds, 3), "tool_versions": self.tool_versions,
-                "error": self.error, "failing_op": self.op, "notes": self.notes}
+                "error": self.error, "failing_op": self.op, "notes": self.notes,
+                "fp32_size_bytes": self.fp32_size_bytes,
+                "size_ratio_fp32": (self.size_bytes / self.fp32_size_bytes
+                                    if self.size_bytes and self.fp32_size_bytes else None),
+                "speed": self.speed}
 
 
 @dataclass
@@ -127,12 +133,17 @@ def _is_torch_module(obj) -> bool:
 
 def convert(model, targets, *, precision: str = "fp32", input_shapes: dict | None = None, sample=None,
             output_dir: str | os.PathLike = "edgekit_out", trust_code: bool = False, verify: bool = True,
-            example_inputs=None, verbose: bool = False,
+            example_inputs=None, verbose: bool = False, calibration=None, calibration_samples: int | None = None,
+            per_channel: bool = True, int8_io: bool = False, palettize_bits: int | None = None,
+            prune_sparsity: float | None = None, weights_only_bits: int | None = None, check_speed: bool = False,
             progress: Callable[[str], None] | None = None) -> ConvertReport:
     """Convert ``model`` (a path, a keras.Model, or a torch.nn.Module with ``example_inputs``) to each target.
 
     Targets are converted independently: one failure does not stop the others. Each result is checked against
     the source on ``sample`` (a dict name -> array or an .npz/.npy path; generated from the signature if None).
+    Compression (``precision`` int8 / int8-dynamic, ``palettize_bits``, ``prune_sparsity``, ``weights_only_bits``)
+    is judged on task level (top-1 agreement) on the sample or calibration data, against the fp32 source;
+    ``calibration`` is a data path, dict, iterable, or "random" (with a warning in the manifest).
     """
     from edgekit.converters.base import Artifact, ConvertOptions
     from edgekit.converters.planner import TARGETS, plan
@@ -160,7 +171,12 @@ def convert(model, targets, *, precision: str = "fp32", input_shapes: dict | Non
 
         raise TrustRequiredError(f"refusing to convert {src.path.name} without trust: loading a {src.format.value} "
                                  "file can run code", "pass --trust-code (trust_code=True) if you trust its origin")
-    options = ConvertOptions(precision=precision, input_shapes=shapes, trust_code=src_trust, verbose=verbose)
+    options = ConvertOptions(precision=precision, input_shapes=shapes, trust_code=src_trust, verbose=verbose,
+                             per_channel=per_channel, int8_io=int8_io, palettize_bits=palettize_bits,
+                             prune_sparsity=prune_sparsity, weights_only_bits=weights_only_bits)
+    if precision == "int8" and calibration is None:
+        raise InputError("static int8 needs calibration data", "pass --calibration DATA (same formats as validate "
+                         "--data), or --calibration random to accept a model calibrated on noise")
 
     # the reference: the source model on the sample every target is checked with. A source this machine cannot
     # run (a custom operator, a missing runtime) is still converted; its targets are then 'unverified'.
@@ -182,10 +198,33 @@ def convert(model, targets, *, precision: str = "fp32", input_shapes: dict | Non
                 sample = read_arrays(sample, ref_model.inputs)
             sample = ref_model.feeds(sample)
         options.sample = sample
+        user_sample = sample
         reference = ref_model.predict(sample) if verify else None
         ref_names = [s.name for s in ref_model.inputs]
         ref_dynamic = {s.name: s.shape is not None and None in s.shape[1:] for s in ref_model.inputs}
+        cal_notes: list[str] = []
+        if calibration is not None:
+            from .compression import load_calibration
+
+            options.calibration, cal_notes = load_calibration(calibration, ref_model.inputs, calibration_samples,
+                                                              shapes)
+            gen_notes = gen_notes + cal_notes
+        gate_data = None
+        if options.compressing:  # task-level gate: many samples, the user's or the calibration set
+            if user_sample is not None and not any("generated inputs" in n for n in gen_notes):
+                n = len(next(iter(user_sample.values())))
+                gate_data = [{k: v[i:i + 1] for k, v in user_sample.items()} for i in range(n)]
+            elif options.calibration:
+                gate_data = options.calibration
+            else:
+                from .data import random_inputs as _ri
+
+                gate_data = [_ri(ref_model.inputs, batch=1, seed=100 + i)[0] for i in range(32)]
+                gen_notes = gen_notes + ["compressed targets judged on 32 generated inputs: pass --sample or "
+                                         "--calibration with real data for a meaningful check"]
         ref_model.close()
+    elif options.compressing:
+        raise InputError(f"cannot compress: the source cannot run here to calibrate or check ({ref_problem})")
 
     report = ConvertReport({"path": str(src.path), "format": src.format.value, "sha256": _sha256(src_files)}, [], out)
     work = out / "_work"
@@ -206,6 +245,24 @@ def convert(model, targets, *, precision: str = "fp32", input_shapes: dict | Non
                         if f.parent == src.path.parent and f.is_file():
                             shutil.copy2(f, out / f.name)
                 res.path, res.notes = dest, [f"the source is already {target.value}: copied"]
+                if options.compressing and target is not Format.TFLITE:
+                    from .compression import compress, gate
+
+                    res.fp32_size_bytes = _size(dest)
+                    work.mkdir(parents=True, exist_ok=True)
+                    with _quiet.captured(work / f"{name}_compress.log"):
+                        art = compress(Artifact(dest, target), options, out, ref_names)
+                    res.path = art.path
+                    res.notes += art.notes
+                    res.size_bytes = _size(art.path)
+                    if verify and not (target is Format.COREML and platform.system() != "Darwin"):
+                        gate(res, art.path, src.path, gate_data, src_trust)
+                    else:
+                        res.status = "unverified"
+                    continue
+                if options.compressing:
+                    raise InputError("a .tflite source cannot be re-quantized by the TFLite converter",
+                                     "compress from the Keras, SavedModel or ONNX source instead")
                 res.size_bytes = _size(dest)
                 _finish(res, dest, target, verify, ref_problem, reference, sample, ref_names, precision, ref_dynamic)
                 continue
@@ -226,11 +283,39 @@ def convert(model, targets, *, precision: str = "fp32", input_shapes: dict | Non
                 (work / name).mkdir(parents=True, exist_ok=True)
                 with _quiet.captured(work / name / f"{edge.name}.log"):
                     art = edge.convert(art, options, dest)
+            fp32_path = None
+            if options.compressing:
+                from dataclasses import replace as _replace
+
+                from .compression import compress
+
+                fp32_opts = _replace(options, precision="fp32", palettize_bits=None, prune_sparsity=None,
+                                     weights_only_bits=None, int8_io=False, calibration=None)
+                ref_art = src
+                for edge in route.edges:  # the fp32 counterpart: size ratio and speed check
+                    d = work / f"{name}_fp32"
+                    d.mkdir(parents=True, exist_ok=True)
+                    with _quiet.captured(d / f"{edge.name}.log"):
+                        ref_art = edge.convert(ref_art, fp32_opts, d)
+                fp32_path = ref_art.path
+                res.fp32_size_bytes = _size(fp32_path)
+                with _quiet.captured(work / name / "compress.log"):
+                    art = compress(art, options, out, ref_names)
             res.path, res.route, res.tool_versions = art.path, art.route, art.tool_versions
             res.notes = list(dict.fromkeys(gen_notes + art.notes))
             res.size_bytes = _size(art.path)
-            _finish(res, art.path, art.format, verify, ref_problem, reference, sample, ref_names, precision,
-                    ref_dynamic)
+            if options.compressing and verify and ref_problem is None and not (
+                    art.format is Format.COREML and platform.system() != "Darwin"):
+                from .compression import gate
+
+                gate(res, art.path, src.path, gate_data, src_trust)
+                if check_speed and res.status == "ok":
+                    from .compression import check_speed as _speed
+
+                    _speed(res, art.path, fp32_path)
+            else:
+                _finish(res, art.path, art.format, verify, ref_problem, reference, sample, ref_names, precision,
+                        ref_dynamic)
         except EdgekitError as e:
             res.status, res.error = "failed", e.message
             res.op = getattr(e, "op", None)

@@ -31,7 +31,18 @@ def parse_shapes(items: list[str]) -> dict[str, tuple[int, ...]]:
 def convert_cmd(
     model: Path = typer.Argument(..., help="Source model: .keras, .h5, SavedModel folder, .pt2, .onnx, .tflite ..."),
     to: str = typer.Option(..., "--to", help="Targets, comma-separated: tflite,coreml,openvino,onnx."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 or fp16."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, fp16, int8 (static, needs --calibration) or "
+                                  "int8-dynamic."),
+    calibration: str = typer.Option(None, "--calibration", help="Calibration data (.npz/.npy/image folder), or "
+                                    "'random' (accepted with a warning)."),
+    calibration_samples: int = typer.Option(None, "--calibration-samples", min=1, help="Use at most N samples."),
+    per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="Weight quantization granularity."),
+    int8_io: bool = typer.Option(False, "--int8-io", help="Integer inputs/outputs (TFLite full-integer models)."),
+    palettize: int = typer.Option(None, "--palettize", help="Palettize weights to BITS (Core ML)."),
+    prune: float = typer.Option(None, "--prune", min=0.0, max=0.99, help="Prune weights to SPARSITY (Core ML)."),
+    weights_only_bits: int = typer.Option(None, "--weights-only-bits", help="Weight-only quantization: 8 or 4."),
+    check_speed: bool = typer.Option(False, "--check-speed", help="Benchmark each compressed target against its "
+                                     "fp32 counterpart and flag one that is not faster."),
     input_shape: list[str] = typer.Option(None, "--input-shape", help="Fix an input's shape: NAME=1,3,224,224 "
                                           "(repeatable)."),
     sample: Path = typer.Option(None, "--sample", help=".npz/.npy inputs for the parity check (default: generated)."),
@@ -51,8 +62,15 @@ def convert_cmd(
         _explain(model, targets, json_out)
         return
     err = console(stderr=True)
+    if weights_only_bits not in (None, 4, 8):
+        from edgekit.errors import InputError
+
+        raise InputError(f"--weights-only-bits must be 8 or 4, got {weights_only_bits}")
     report = convert(model, targets, precision=precision, input_shapes=parse_shapes(input_shape), sample=sample,
                      output_dir=output_dir, trust_code=trust_code, verify=not no_verify, verbose=STATE["verbose"],
+                     calibration=calibration, calibration_samples=calibration_samples, per_channel=per_channel,
+                     int8_io=int8_io, palettize_bits=palettize, prune_sparsity=prune,
+                     weights_only_bits=weights_only_bits, check_speed=check_speed,
                      progress=lambda msg: err.print(f"[dim]>[/] {msg}"))
     if STATE["debug"]:
         for t in report.targets:
@@ -86,7 +104,10 @@ def _table(report) -> None:
 
     out = console()
     t = Table(title=f"{Path(report.source['path']).name} ({report.source['format']}) -> {report.output_dir}")
-    for col in ("target", "status", "route", "size", "seconds", "max abs", "cosine", "error / notes"):
+    compressed = any(r.fp32_size_bytes for r in report.targets)
+    cols = ["target", "status", "route", "size"] + (["vs fp32", "agreement", "speed-up"] if compressed else
+                                                   ["max abs", "cosine"]) + ["seconds", "error / notes"]
+    for col in cols:
         t.add_column(col)
     colours = {"ok": "green", "failed": "red", "unverified": "yellow"}
     for r in report.targets:
@@ -94,10 +115,16 @@ def _table(report) -> None:
         err = r.error or ""
         if r.op and r.op not in err:
             err += f" (operator {r.op})"
+        if compressed:
+            mid = [f"{r.size_bytes / r.fp32_size_bytes:.2f}x" if r.size_bytes and r.fp32_size_bytes else "-",
+                   f"{par['agreement_top1']:.4f}" if par.get("agreement_top1") is not None else
+                   (f"cos {par['cosine']:.4f}" if par.get("cosine") is not None else "-"),
+                   (f"{r.speed['speedup']:.2f}x" + (" SLOWER" if r.speed["slower"] else "")) if r.speed else "-"]
+        else:
+            mid = [f"{par['max_abs']:.2e}" if par.get("max_abs") is not None else "-",
+                   f"{par['cosine']:.6f}" if par.get("cosine") is not None else "-"]
         t.add_row(r.target, f"[{colours[r.status]}]{r.status}[/]", " > ".join(r.route) or "-",
-                  human_size(r.size_bytes), f"{r.seconds:.1f}",
-                  f"{par['max_abs']:.2e}" if par.get("max_abs") is not None else "-",
-                  f"{par['cosine']:.6f}" if par.get("cosine") is not None else "-",
+                  human_size(r.size_bytes), *mid, f"{r.seconds:.1f}",
                   err or "; ".join(n for n in r.notes if "generated inputs" not in n))
     out.print(t)
     out.print(f"manifest: {report.output_dir / 'manifest.json'}")

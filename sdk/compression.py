@@ -1,0 +1,137 @@
+"""Compression inside `edgekit convert`: calibration data, the per-target compression step, the int8 gate
+(task-level: top-1 agreement, not elementwise tolerances) and the speed check against the fp32 counterpart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConversionError, InputError
+from .formats import Format
+
+MIN_CALIBRATION = 100  # fewer samples than this gives a warning (TFLite, ORT and NNCF all advise hundreds)
+AGREEMENT = 0.98  # top-1 agreement a compressed classifier must keep on the gate data
+COSINE = 0.99  # for outputs that are not class scores
+
+
+def load_calibration(spec, ref_inputs, n: int | None, shapes: dict) -> tuple[list[dict], list[str]]:
+    """Calibration samples (feed dicts of one sample each) from a path, dict or iterable, or 'random'.
+    Empty data, wrong input names, wrong shapes and NaN/Inf values are refused before any long work starts."""
+    from .data import random_inputs
+    from .datasets import open_dataset
+
+    notes: list[str] = []
+    names = [s.name for s in ref_inputs]
+    if isinstance(spec, str) and spec == "random":
+        count = n or MIN_CALIBRATION
+        fixed = [s if s.name not in shapes else type(s)(s.name, shapes[s.name], s.dtype) for s in ref_inputs]
+        samples = [random_inputs(fixed, batch=1, seed=i)[0] for i in range(count)]
+        notes.append(f"WARNING: calibrated on {count} random inputs, not real data: int8 ranges may not fit real "
+                     "inputs")
+        return samples, notes
+    ds = open_dataset(spec, names, batch=64)
+    samples: list[dict] = []
+    for batch in ds.batches:
+        missing = [k for k in names if k not in batch]
+        if missing:
+            raise InputError(f"calibration data has no input {', '.join(repr(m) for m in missing)}",
+                             f"key the arrays by the model's input names: {', '.join(names)}")
+        for i in range(len(next(iter(batch.values())))):
+            samples.append({k: np.asarray(batch[k][i:i + 1]) for k in names})
+            if n is not None and len(samples) >= n:
+                break
+        if n is not None and len(samples) >= n:
+            break
+    if not samples:
+        raise InputError("the calibration data is empty", "pass a file with at least one sample per input")
+    for s in ref_inputs:
+        x = samples[0][s.name]
+        want = shapes.get(s.name, s.shape)
+        if want is not None and (x.ndim != len(want) or any(d is not None and d != g for d, g in
+                                                             zip(want[1:], x.shape[1:]))):
+            raise InputError(f"calibration input '{s.name}' has shape {list(x.shape[1:])} per sample; the model "
+                             f"takes {list(want[1:])}", "give calibration samples shaped like the model's inputs")
+        if np.asarray(x).dtype.kind == "f":
+            bad = sum(int(not np.isfinite(c[s.name]).all()) for c in samples)
+            if bad:
+                raise InputError(f"calibration input '{s.name}' holds NaN or Inf in {bad} samples",
+                                 "clean the calibration data: int8 ranges cannot be computed from NaN/Inf")
+    if len(samples) < MIN_CALIBRATION:
+        notes.append(f"WARNING: only {len(samples)} calibration samples (at least {MIN_CALIBRATION} advised)")
+    return samples, notes
+
+
+def for_model(calibration: list[dict], model_path: Path, source_names: list[str]) -> list[dict]:
+    """The calibration samples keyed by the converted model's own input names (mapped by position if renamed)."""
+    from .batching import align_inputs
+    from .model import load
+
+    with load(model_path) as m:
+        return [align_inputs(m, c, source_names) for c in calibration]
+
+
+def compress(art, options, out: Path, source_names: list[str]):
+    """Apply the compression options to a converted target (TFLite is quantized inside its converter)."""
+    if art.format is Format.TFLITE:
+        return art
+    from dataclasses import replace
+
+    calib = for_model(options.calibration, art.path, source_names) if options.calibration else None
+    opts = replace(options, calibration=calib)
+    if art.format is Format.ONNX:
+        from edgekit.converters.compress_onnx import compress_onnx as fn
+    elif art.format is Format.OPENVINO_IR:
+        from edgekit.converters.compress_openvino import compress_openvino as fn
+    elif art.format is Format.COREML:
+        from edgekit.converters.compress_coreml import compress_coreml as fn
+    else:
+        raise ConversionError(f"no compression for {art.format.value}")
+    path, notes = fn(art.path, opts, out)
+    art.path, art.precision = path, options.precision
+    art.notes = [*art.notes, *notes]
+    return art
+
+
+def gate(res, path: Path, ref_path: Path, data: list[dict], trust_code: bool) -> None:
+    """Judge a compressed target on task level against the fp32 source: top-1 agreement for class scores,
+    cosine for other outputs, over every gate sample."""
+    from edgekit.benchmarks.metrics import top1_agreement
+    from .batching import align_inputs
+    from .model import load
+
+    with load(ref_path, trust_code=trust_code) as ref, load(path) as cand:
+        names = [s.name for s in ref.inputs]
+        ref_out, cand_out = [], []
+        for feeds in data:
+            ref_out.append(next(iter(ref.predict(feeds).values())))
+            cand_out.append(next(iter(cand.predict(align_inputs(cand, feeds, names)).values())))
+    r, c = np.concatenate(ref_out), np.concatenate(cand_out).astype(np.float64)
+    res.parity = {"samples": len(data)}
+    if r.ndim == 2 and r.shape[1] > 1:
+        agree = top1_agreement(r, c)
+        res.parity["agreement_top1"] = agree
+        ok, why = agree >= AGREEMENT, f"top-1 agreement {agree:.4f} < {AGREEMENT}"
+    else:
+        rf, cf = r.ravel().astype(np.float64), c.ravel()
+        cos = float(rf @ cf / (np.linalg.norm(rf) * np.linalg.norm(cf) + 1e-30))
+        res.parity["cosine"] = cos
+        ok, why = cos >= COSINE, f"cosine {cos:.4f} < {COSINE}"
+    res.status = "ok" if ok else "failed"
+    if not ok:
+        res.error = f"compressed model outside the int8 profile: {why}"
+
+
+def check_speed(res, path: Path, fp32_path: Path) -> None:
+    """Benchmark the compressed model against its fp32 counterpart in one interleaved run."""
+    from edgekit.benchmarks.harness import benchmark
+
+    r = benchmark([path, fp32_path], runs=100, warmup=10)
+    rows = r["results"]
+    if any("error" in x for x in rows):
+        res.notes.append("speed check failed: " + "; ".join(x.get("error", "") for x in rows if "error" in x))
+        return
+    p, f = rows[0]["latency_ms"]["p50"], rows[1]["latency_ms"]["p50"]
+    res.speed = {"p50_ms": p, "fp32_p50_ms": f, "speedup": f / p, "slower": p >= f}
+    if p >= f:
+        res.notes.append(f"slower: compressed p50 {p:.4g} ms >= fp32 p50 {f:.4g} ms on this machine")
