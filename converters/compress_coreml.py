@@ -21,8 +21,9 @@ WEIGHT_FILE = ("Data", "com.apple.CoreML", "weights", "weight.bin")
 PALETTIZE_BITS = (1, 2, 3, 4, 6, 8)
 WEIGHT_BITS = (8, 4)
 IOS18_SPEC = 9  # specificationVersion of iOS 18 / macOS 15: 4-bit linear weights and joint compression start here
-QUANT_OPS = {"constexpr_affine_dequantize", "constexpr_blockwise_shift_scale"}
-LUT_OPS = {"constexpr_lut_to_dense"}
+# the *_sparse variants are what joint compression (prune, then palettize or quantize) leaves, iOS 18+
+QUANT_OPS = {"constexpr_affine_dequantize", "constexpr_blockwise_shift_scale", "constexpr_sparse_blockwise_shift_scale"}
+LUT_OPS = {"constexpr_lut_to_dense", "constexpr_lut_to_sparse"}
 SPARSE_OPS = {"constexpr_sparse_to_dense"}
 ACT_OPS = {"quantize", "dequantize"}
 

@@ -134,8 +134,8 @@ def open_dataset(data, input_names: list[str], labels=None, batch: int = 64,
         if lab is None and "labels" in z.files:
             lab = z["labels"]
         keys = [k for k in z.files if k != "labels"]
-        if len(input_names) == 1 and len(keys) == 1:
-            return _arrays({input_names[0]: z[keys[0]]}, lab, batch, str(p))
+        if len(input_names) == 1 and len(keys) == 1 and (keys[0] == input_names[0] or keys[0].startswith("arr_")):
+            return _arrays({input_names[0]: z[keys[0]]}, lab, batch, str(p))  # np.savez(path, x) names it arr_0
         missing = [n for n in input_names if n not in keys]
         if missing:
             raise InputError(f"{p.name} has no array for input {', '.join(repr(m) for m in missing)}",
