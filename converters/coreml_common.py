@@ -25,6 +25,13 @@ def compute_precision(ct, options: ConvertOptions):
     return ct.precision.FLOAT32 if options.precision == "fp32" else ct.precision.FLOAT16
 
 
+def deployment_target(ct, options: ConvertOptions):
+    """iOS 18 where the asked compression needs it (4-bit weights, pruning combined with another step);
+    otherwise coremltools' default (the oldest target that runs the program)."""
+    joint = options.prune_sparsity is not None and (options.palettize_bits or options.weights_only_bits)
+    return ct.target.iOS18 if options.weights_only_bits == 4 or joint else None
+
+
 def save(ct, make, src: Artifact, options: ConvertOptions, out: Path, out_names: list[str] | None) -> Artifact:
     try:
         mlmodel = make()

@@ -16,7 +16,7 @@ from edgekit.formats import Format
 
 from ._sources import keras_model, saved_model_with_names
 from .base import Artifact, ConvertOptions, Edge, register
-from .coreml_common import compute_precision, quiet_import, save
+from .coreml_common import compute_precision, deployment_target, quiet_import, save
 
 _ERFC_REGISTERED = False
 RANGE_MAX = 4096  # ML programs refuse unbounded ranges
@@ -76,7 +76,8 @@ class KerasToCoreML(Edge):
                 inputs.append(ct.TensorType(name=name, shape=dims, dtype=np.int32 if dtype.kind in "iu" else dtype))
             out_names = sorted(fn.structured_outputs)  # TF flattens a dict of outputs in key order
             art = save(ct, lambda: ct.convert([fn], source="tensorflow", inputs=inputs, convert_to="mlprogram",
-                                              compute_precision=compute_precision(ct, options)),
+                                              compute_precision=compute_precision(ct, options),
+                                              minimum_deployment_target=deployment_target(ct, options)),
                        src, options, out, out_names)
         art.notes += notes
         return art

@@ -13,7 +13,7 @@ from edgekit.formats import Format
 
 from ._sources import torch_program
 from .base import Artifact, ConvertOptions, Edge, register
-from .coreml_common import compute_precision, quiet_import, save
+from .coreml_common import compute_precision, deployment_target, quiet_import, save
 
 
 def _contiguous(ep):
@@ -65,6 +65,7 @@ class TorchToCoreML(Edge):
 
         def make():
             program = _contiguous(ep).run_decompositions()
-            return ct.convert(program, convert_to="mlprogram", compute_precision=compute_precision(ct, options))
+            return ct.convert(program, convert_to="mlprogram", compute_precision=compute_precision(ct, options),
+                              minimum_deployment_target=deployment_target(ct, options))
 
         return save(ct, make, src, options, out, [f"output_{i}" for i in range(n_out)])

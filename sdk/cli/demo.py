@@ -91,10 +91,36 @@ def run_demo(output_dir: Path, progress=None) -> dict:
         if progress:
             progress(f"benchmarking {', '.join(p.name for p in runnable)}")
         bench = benchmark(runnable, runs=200, warmup=20)
+    int8 = None
+    if conversion is not None:
+        int8 = _int8_side_by_side(source, images, labels, output_dir, progress)
     return {"example": "digits_cnn (scikit-learn digits, 8x8 grayscale, 10 classes)",
             "reference": f"{BUNDLED['keras']} on keras",
             "conversion": conversion.manifest() if conversion else None, "results": rows,
-            "validation": parity, "benchmark": bench, "output_dir": str(output_dir)}
+            "validation": parity, "benchmark": bench, "int8": int8, "output_dir": str(output_dir)}
+
+
+def _int8_side_by_side(source: Path, images, labels, output_dir: Path, progress) -> list[dict]:
+    """fp32 and static int8 for each target: accuracy, agreement, size and latency (one interleaved run each).
+    Calibrated on the first 180 test images (the example ships no training split); judged on all 360."""
+    import edgekit
+    from edgekit.conversion import convert
+
+    if progress:
+        progress("int8: calibrating on 180 images, judging on 360, timing against fp32")
+    rep = convert(source, ("tflite", "onnx", "openvino"), precision="int8", calibration={"image": images[:180]},
+                  sample={"image": images}, output_dir=output_dir / "int8", check_speed=True)
+    rows = []
+    for t in rep.targets:
+        row = {"target": t.target, "status": t.status, "error": t.error, "fp32_size": t.fp32_size_bytes,
+               "int8_size": t.size_bytes, "speed": t.speed}
+        if t.path is not None and t.status == "ok":
+            with edgekit.load(t.path) as m:
+                pred = next(iter(m.predict(images).values())).argmax(-1)
+            row.update(int8_accuracy=float(np.mean(pred == labels)),
+                       agreement=(t.parity or {}).get("agreement_top1"))
+        rows.append(row)
+    return rows
 
 
 @command
@@ -150,5 +176,21 @@ def demo_cmd(
             table = rich_table(rep["benchmark"])
             table.title = "4. latency of every converted target on this machine (one image per call)"
             out.print(table)
+        if rep.get("int8"):
+            fp32_acc = next((r["accuracy"] for r in rep["results"] if r.get("accuracy") is not None), None)
+            t = Table(title="5. fp32 vs int8 (calibrated on 180 test images, judged on all 360)")
+            for col in ("target", "status", "accuracy fp32 -> int8", "agreement", "size fp32 -> int8",
+                        "p50 ms fp32 -> int8"):
+                t.add_column(col)
+            for r in rep["int8"]:
+                sp = r["speed"] or {}
+                t.add_row(r["target"], r["status"] if not r["error"] else f"{r['status']}: {r['error']}",
+                          f"{fp32_acc:.4f} -> {r['int8_accuracy']:.4f}" if r.get("int8_accuracy") is not None
+                          else "-", f"{r['agreement']:.4f}" if r.get("agreement") is not None else "-",
+                          f"{r['fp32_size'] / 1024:.0f} KB -> {r['int8_size'] / 1024:.0f} KB"
+                          if r["fp32_size"] and r["int8_size"] else "-",
+                          f"{sp['fp32_p50_ms']:.4f} -> {sp['p50_ms']:.4f}" + (" (slower)" if sp["slower"] else "")
+                          if sp else "-")
+            out.print(t)
         if output_dir:
             out.print(f"converted models and manifest.json: {output_dir}")

@@ -193,6 +193,9 @@ def test_demo_json(tmp_path):
     verdicts = {c["model"].rsplit("/", 1)[-1]: c["verdict"] for c in rep["validation"]["candidates"]}
     assert verdicts == {"digits_cnn.tflite": "pass", "digits_cnn.onnx": "pass", "digits_cnn.xml": "pass",
                         "digits_cnn.mlpackage": "pass" if platform.system() == "Darwin" else "unverified"}
+    for r in rep["int8"]:  # fp32 and int8 side by side: accuracy kept, smaller, both timed
+        assert r["status"] == "ok" and r["int8_accuracy"] >= 0.96 and r["agreement"] >= 0.98
+        assert r["int8_size"] < r["fp32_size"] and r["speed"]["p50_ms"] > 0
     bench = {r["model"]: r for r in rep["benchmark"]["results"]}  # every converted target that runs here
     assert set(bench) == {"digits_cnn.tflite", "digits_cnn.onnx", "digits_cnn.xml"}
     assert all(r["runs"] == 200 and r["latency_ms"]["p50"] > 0 for r in bench.values())

@@ -101,6 +101,9 @@ def test_coreml_compression_options(tmp_path):
     r = rep["coreml"]
     assert r.status == ("ok" if platform.system() == "Darwin" else "unverified"), r.error
     assert r.size_bytes < r.fp32_size_bytes and any("palettiz" in n for n in r.notes)
+    rep = convert(KERAS, ["coreml"], weights_only_bits=4, output_dir=tmp_path / "w4")  # needs an iOS 18 program
+    assert rep["coreml"].status in ("ok", "unverified"), rep["coreml"].error
+    assert rep["coreml"].size_bytes < 0.5 * rep["coreml"].fp32_size_bytes
     rep = convert(KERAS, ["coreml"], precision="int8", calibration="random", calibration_samples=10,
                   output_dir=tmp_path / "a")
     if platform.system() != "Darwin":
