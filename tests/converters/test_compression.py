@@ -151,3 +151,19 @@ def test_cli_compression_flags(tmp_path):
     none = CliRunner().invoke(app, ["convert", str(KERAS), "--to", "onnx", "--precision", "int8", "-o",
                                     str(tmp_path / "c")])
     assert none.exit_code == 2 and "calibration" in none.stderr
+
+
+def test_tflite_full_integer_with_int8_io(tmp_path, digits):
+    images, labels = digits
+    rep = convert(KERAS, ["tflite"], precision="int8", int8_io=True, calibration={"image": images[:150]},
+                  sample=DATA, output_dir=tmp_path)
+    r = rep["tflite"]
+    assert r.status == "ok", r.error
+    with edgekit.load(r.path) as m:
+        assert m.inputs[0].dtype == "int8" and m.inputs[0].quantized and m.outputs[0].dtype == "int8"
+        pred = next(iter(m.predict(images).values())).argmax(-1)  # floats in, quantized with the tensor's scale
+    assert np.mean(pred == labels) >= 0.96
+    with edgekit.load(r.path, raw_quantized_io=True) as raw:
+        s, zp = raw.inputs[0].scale[0], raw.inputs[0].zero_point[0]
+        q = np.clip(np.round(images / s + zp), -128, 127).astype(np.int8)
+        assert next(iter(raw.predict(q).values())).dtype == np.int8
