@@ -28,8 +28,8 @@ class ErrorAccumulator:
         self.sum_abs = self.dot = self.rr = self.cc = self.err2 = 0.0
         self.max_abs = self.max_rel = 0.0
         self.lo, self.hi, self.ref_absmax = np.inf, -np.inf, 0.0
-        self.keep: list[np.ndarray] = []
-        self.kept = 0
+        self.pool = np.empty(0)  # a uniform reservoir sample of |error| values, at most RESERVOIR of them
+        self.filled = self.seen = 0
         self.rng = np.random.default_rng(seed)
 
     def add(self, ref: np.ndarray, cand: np.ndarray) -> None:
@@ -62,19 +62,26 @@ class ErrorAccumulator:
         self._reservoir(d)
 
     def _reservoir(self, d: np.ndarray) -> None:
-        if self.kept + d.size <= RESERVOIR:
-            self.keep.append(d)
-            self.kept += d.size
-        else:
-            take = max(0, min(d.size, RESERVOIR // 10))
-            self.keep.append(self.rng.choice(d, size=take, replace=False) if take else d[:0])
+        """Algorithm R, vectorized: memory stays at RESERVOIR values however much data streams through."""
+        if self.pool.size == 0:
+            self.pool = np.empty(RESERVOIR)
+        head = d[:RESERVOIR - self.filled]
+        self.pool[self.filled:self.filled + head.size] = head
+        self.filled += head.size
+        rest = d[head.size:]
+        if rest.size:  # the i-th value seen replaces a random slot with probability RESERVOIR / i
+            seen_at = np.arange(self.seen + head.size + 1, self.seen + d.size + 1)
+            slot = (self.rng.random(rest.size) * seen_at).astype(np.int64)
+            hit = slot < RESERVOIR
+            self.pool[slot[hit]] = rest[hit]
+        self.seen += d.size
 
     def result(self) -> dict:
         if self.n == 0:
             return {"max_abs": None, "mean_abs": None, "p99_abs": None, "max_rel": None, "cosine": None,
                     "snr_db": None, "within_tol": None, "nan_mismatch": self.nan_mismatch, "range": None}
         max_rel = self.max_rel
-        allkept = np.concatenate(self.keep) if self.keep else np.zeros(1)
+        allkept = self.pool[:self.filled] if self.filled else np.zeros(1)
         cos = 1.0 if self.rr == 0 and self.cc == 0 else (self.dot / np.sqrt(self.rr * self.cc) if self.rr and self.cc
                                                          else 0.0)
         snr = float("inf") if self.err2 == 0 else (10 * np.log10(self.rr / self.err2) if self.rr > 0 else float("-inf"))

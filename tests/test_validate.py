@@ -234,3 +234,22 @@ def test_regression_and_embedding_tasks_and_output_overrides(tmp_path):
     bad = CliRunner().invoke(app, ["validate", str(ref), str(cand), "--data", str(tmp_path / "d.npz"),
                                    "--output-tol", "logits:speed=3"])
     assert bad.exit_code == 2 and "cannot read --output-tol" in bad.stderr
+
+
+def test_error_statistics_stay_bounded_on_large_data(monkeypatch):
+    """The p99 sample is a fixed-size reservoir: memory does not grow with the data, and p99 stays close."""
+    import edgekit.validation as V
+
+    monkeypatch.setattr(V, "RESERVOIR", 5000)
+    rng = np.random.default_rng(7)
+    acc = ErrorAccumulator(atol=1e-3, rtol=1e-3)
+    diffs = []
+    for _ in range(40):  # 200k errors through a 5k reservoir
+        ref = rng.standard_normal(5000)
+        d = rng.exponential(1e-3, 5000)
+        acc.add(ref, ref + d)
+        diffs.append(d)
+    assert acc.pool.size == 5000 and acc.filled == 5000 and acc.seen == 200_000
+    true_p99 = np.percentile(np.concatenate(diffs), 99)
+    assert acc.result()["p99_abs"] == pytest.approx(true_p99, rel=0.1)
+    assert acc.result()["max_abs"] == pytest.approx(np.concatenate(diffs).max())  # exact statistics stay exact
