@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from edgekit.errors import ConversionError
+from edgekit.errors import ConversionError, first_line
 from edgekit.formats import Format
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")
@@ -115,10 +115,7 @@ def register(edge_cls: type[Edge]) -> type[Edge]:
 
 def fail(what: str, err: BaseException, op: str | None = None) -> ConversionError:
     """A ConversionError chained from the tool's error, naming the failing operator when known."""
-    text = [ln.strip() for ln in str(err).strip().splitlines()]
-    # skip tools' source-location lines ("Check 'false' failed at src/...cpp:151:", "Exception from src/...")
-    useful = [ln for ln in text if ln and not ln.startswith(("Check '", "Exception from ")) and not ln.endswith(":")]
-    first = (useful or [ln for ln in text if ln] or [type(err).__name__])[0][:400]
+    first = first_line(err, 400)
     msg = f"{what}: {first}" + (f" (operator: {op})" if op and op not in first else "")
     e = ConversionError(msg)
     e.op = op

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgekit.errors import BackendError, ModelFileError
+from edgekit.errors import BackendError, ModelFileError, first_line
 from edgekit.formats import Format
 from edgekit.runtimes.base import Runner
 from edgekit.types import TensorSpec, dims
@@ -37,10 +37,6 @@ def check_onnx_file(path):
     return info
 
 
-def _first_line(e: Exception) -> str:
-    s = str(e).strip()
-    return (s.splitlines()[0] if s else type(e).__name__)[:300]
-
 
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
@@ -64,7 +60,7 @@ class OnnxRuntimeRunner(Runner):
         try:
             self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
-            raise ModelFileError(f"ONNX Runtime could not load {path.name}: {_first_line(e)}",
+            raise ModelFileError(f"ONNX Runtime could not load {path.name}: {first_line(e)}",
                                  "check the model with `python -m onnx.checker`, or try --backend openvino") from e
         self.inputs = [self._spec(a) for a in self.session.get_inputs()]
         self.outputs = [self._spec(a) for a in self.session.get_outputs()]
@@ -84,7 +80,7 @@ class OnnxRuntimeRunner(Runner):
         try:
             res = self.session.run(self._out_names, feeds)
         except Exception as e:
-            raise BackendError(f"ONNX Runtime inference failed: {_first_line(e)}") from e
+            raise BackendError(f"ONNX Runtime inference failed: {first_line(e)}") from e
         return dict(zip(self._out_names, res))
 
     def raw_call(self, feeds):

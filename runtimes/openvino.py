@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from edgekit.errors import BackendError, InputError, ModelFileError
+from edgekit.errors import BackendError, InputError, ModelFileError, first_line
 from edgekit.formats import Format
 from edgekit.runtimes.base import Runner
 from edgekit.types import TensorSpec
@@ -32,10 +32,8 @@ def core():
 
 
 def _first_line(e: Exception) -> str:
-    """The cause in an OpenVINO exception, without its 'Exception from src/...cpp:84:' and 'Check ...' lines."""
-    lines = [ln.strip() for ln in str(e).splitlines()]
-    lines = [ln for ln in lines if ln and not ln.startswith(("Check ", "Exception from ")) and not ln.endswith(":")]
-    msg = (lines[0] if lines else type(e).__name__)[:300]
+    """The cause in an OpenVINO exception, with a plain reading of its truncated-weights message."""
+    msg = first_line(e)
     if "Incorrect weights in bin file" in msg:
         msg += " (the .bin is shorter than the .xml expects: truncated or from another model)"
     return msg

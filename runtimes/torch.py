@@ -9,7 +9,7 @@ import pickle
 
 import numpy as np
 
-from edgekit.errors import BackendError, ModelFileError, TrustRequiredError
+from edgekit.errors import BackendError, ModelFileError, TrustRequiredError, first_line
 from edgekit.formats import Format
 from edgekit.runtimes.base import Runner
 from edgekit.types import TensorSpec
@@ -20,10 +20,6 @@ _WHY = {
     Format.TORCH_PICKLE: "a pickled PyTorch file runs arbitrary Python code when loaded",
 }
 
-
-def _first_line(e: Exception) -> str:
-    s = str(e).strip()
-    return (s.splitlines()[0] if s else type(e).__name__)[:300]
 
 
 def _flatten(y) -> list:
@@ -76,7 +72,7 @@ class TorchRunner(Runner):
             ) from e
         except (RuntimeError, EOFError, ValueError, OSError, KeyError, AttributeError, TypeError,
                 pickle.UnpicklingError) as e:
-            raise ModelFileError(f"PyTorch could not load {path.name}: {_first_line(e)}") from e
+            raise ModelFileError(f"PyTorch could not load {path.name}: {first_line(e)}") from e
 
     def _from_exported(self, ep) -> None:
         user = list(ep.graph_signature.user_inputs)
@@ -113,7 +109,7 @@ class TorchRunner(Runner):
                 y = self.module(*[torch.from_numpy(np.ascontiguousarray(feeds[s.name])) for s in self.inputs])
         except (RuntimeError, ValueError, TypeError, IndexError, AssertionError) as e:
             known = all(s.shape is not None for s in self.inputs)
-            raise BackendError(f"PyTorch inference failed: {_first_line(e)}",
+            raise BackendError(f"PyTorch inference failed: {first_line(e)}",
                                "check the inputs' shapes and dtypes" + ("" if known else
                                "; this format records none, so edgekit cannot check them before the call")) from e
         ys = [t.detach().cpu().numpy() for t in _flatten(y)]

@@ -8,6 +8,14 @@ traceback.
 from __future__ import annotations
 
 
+def first_line(err: BaseException, limit: int = 300) -> str:
+    """The line of a tool's exception that says what went wrong: skips blank lines and native source-location
+    lines ("Exception from src/...cpp:84:", "Check 'false' failed at ..."), falls back to the type's name."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(("Check '", "Check ", "Exception from ")) and not ln.endswith(":")]
+    return ((useful or lines or [type(err).__name__])[0])[:limit]
+
+
 class EdgekitError(Exception):
     """Base class for errors a user can act on."""
 
