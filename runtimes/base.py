@@ -36,6 +36,7 @@ class Runner:
         self.inputs: list[TensorSpec] = []
         self.outputs: list[TensorSpec] = []
         self.precision: str = "fp32"
+        self.notes: list[str] = []  # what a user should know about this load (e.g. a precision not available)
         self._loaded = False
         self._lock = None if self.thread_safe else threading.Lock()
         self._expect: dict[str, tuple[TensorSpec, np.dtype | None]] = {}

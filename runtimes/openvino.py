@@ -2,11 +2,15 @@
 
 fp32 models run at f32 inference precision unless asked otherwise: on CPUs with AVX512_BF16 or AMX, OpenVINO's
 default would silently compute in bf16 (see DESIGN.md field notes). Pass ``inference_precision="bf16"`` to choose
-it explicitly. One infer request is created at load and reused for every call.
+it explicitly; on a CPU without bf16 OpenVINO silently runs f32, and the model reports what really ran.
+
+An ``InferRequest`` is not safe to share between threads (one call's outputs were returned to another), so
+each thread gets its own request, created on its first call and reused after that.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 import numpy as np
@@ -56,6 +60,15 @@ def port_spec(port, name: str) -> TensorSpec:
     return TensorSpec(name=name, shape=shape, dtype=dtype)
 
 
+def _device_has(c, device: str, precision: str) -> bool:
+    """Whether ``device`` lists ``precision`` (bf16, fp16) among its optimization capabilities."""
+    try:
+        caps = c.get_property(device, "OPTIMIZATION_CAPABILITIES")
+    except RuntimeError:
+        return True  # the device cannot say: trust the compiled model's own report
+    return precision.upper() in {str(x).upper() for x in caps}
+
+
 class OpenVINORunner(Runner):
     name = "openvino"
     formats = (Format.OPENVINO_IR, Format.ONNX, Format.TFLITE, Format.SAVEDMODEL)
@@ -91,7 +104,8 @@ class OpenVINORunner(Runner):
             self.compiled = c.compile_model(self.model, self.device, config)
         except RuntimeError as e:
             raise BackendError(f"OpenVINO could not compile {path.name} for {self.device}: {_first_line(e)}") from e
-        self.request = self.compiled.create_infer_request()
+        self._local = threading.local()
+        self.request = self._request()  # the loading thread's own request
         ins, outs = self.compiled.inputs, self.compiled.outputs
         self.inputs = [port_spec(p, port_name(p, i, "input")) for i, p in enumerate(ins)]
         self.outputs = [port_spec(p, port_name(p, i, "output")) for i, p in enumerate(outs)]
@@ -111,6 +125,11 @@ class OpenVINORunner(Runner):
         hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         actual = hint.to_string() if hasattr(hint, "to_string") else str(hint)
         self.precision = next((v for k, v in _PRECISIONS.items() if k in actual), actual)
+        if self.precision in ("bf16", "fp16") and not _device_has(c, self.device, self.precision):
+            # OpenVINO accepts the hint and silently computes in f32 where the CPU has no such arithmetic
+            self.notes.append(f"{precision} inference was asked but {self.device} has no {self.precision.upper()} "
+                              "capability here: it runs in fp32")
+            self.precision = "fp32"
         if any(op.get_type_name() == "FakeQuantize" for op in self.model.get_ordered_ops()):
             self.precision = "int8"  # weights/activations quantized; the rest runs at the hint's precision
         elif tfl is not None:
@@ -144,7 +163,8 @@ class OpenVINORunner(Runner):
         if inq:
             feeds = {k: (inq[k].quantize(v) if k in inq else v) for k, v in feeds.items()}
         try:
-            res = self.request.infer({idx[k]: v for k, v in feeds.items()}, share_inputs=True, share_outputs=False)
+            res = self._request().infer({idx[k]: v for k, v in feeds.items()}, share_inputs=True,
+                                        share_outputs=False)
         except RuntimeError as e:
             raise BackendError(f"OpenVINO inference failed: {_first_line(e)}") from e
         ys = res.to_tuple()
@@ -157,7 +177,7 @@ class OpenVINORunner(Runner):
         feeds = self._check(feeds)
         inq = self._in_quant
         by_index = {self._in_index[k]: (inq[k].quantize(v) if k in inq else v) for k, v in feeds.items()}
-        infer = self.request.infer
+        infer = self._request().infer
         return lambda: infer(by_index, share_inputs=True, share_outputs=False)
 
     def async_throughput(self, feeds, seconds: float = 1.0) -> float:
@@ -177,7 +197,16 @@ class OpenVINORunner(Runner):
             queue.wait_all()
         return n / (time.perf_counter() - t0)
 
+    def _request(self):
+        """This thread's own infer request (requests must not be shared between threads)."""
+        try:
+            return self._local.request
+        except AttributeError:
+            req = self._local.request = self.compiled.create_infer_request()
+            return req
+
     def _close(self) -> None:
+        self._local = threading.local()  # drops every thread's request with the compiled model
         self.request = self.compiled = self.model = None
 
     def describe(self) -> dict:

@@ -48,6 +48,11 @@ class Model:
         return self._runner.precision
 
     @property
+    def notes(self) -> list[str]:
+        """What the backend reported while loading (e.g. an asked precision this CPU cannot run)."""
+        return self._runner.notes
+
+    @property
     def runner(self):
         return self._runner
 
