@@ -15,6 +15,7 @@ PROFILES: dict[str, dict[str, float]] = {
     "bf16": {"max_abs_rel": 3e-2, "cosine": 0.995, "agreement": 0.98, "accuracy_drop": 0.01},
     "int8": {"max_abs_rel": None, "cosine": None, "agreement": 0.99, "accuracy_drop": 0.01},
 }
+PROFILES["int4"] = dict(PROFILES["int8"])  # 4-bit weights: judged on task metrics like int8
 
 DEVICE_FACTOR: dict[str, float] = {
     "x86-avx2": 1.0, "x86-avx512": 1.0, "x86-generic": 1.0, "rpi4": 2.0, "rpi5": 2.0, "arm64-generic": 2.0,
@@ -23,7 +24,10 @@ DEVICE_FACTOR: dict[str, float] = {
 
 
 def profile(precision: str, device_class: str | None = None) -> dict[str, float]:
-    p = dict(PROFILES.get(precision, PROFILES["fp32"]))
+    from edgekit.precision import normalize
+
+    precision = normalize(precision)  # an unknown word is an error, never a silent fp32
+    p = dict(PROFILES[precision])
     f = DEVICE_FACTOR.get(device_class or "", 1.0)
     if p["max_abs_rel"] is not None:
         p["max_abs_rel"] *= f

@@ -23,6 +23,7 @@ def save_ir(make, src: Artifact, options: ConvertOptions, out: Path, names: dict
             hit = next((names[n] for n in port.get_names() if n in names), None)
             if hit is not None:
                 port.get_tensor().set_names({hit})
+    model = _in_source_order(ov, model, options.input_order)
     if options.input_shapes:
         shapes = {}
         for port in model.inputs:
@@ -34,6 +35,25 @@ def save_ir(make, src: Artifact, options: ConvertOptions, out: Path, names: dict
     path = out / f"{src.path.stem}.xml"
     ov.save_model(model, str(path), compress_to_fp16=options.precision == "fp16")
     return Artifact(path, Format.OPENVINO_IR, options.precision)
+
+
+def _in_source_order(ov, model, order: list[str]):
+    """Rebuild ``model`` with its parameters in the source's input order (through a SavedModel, inputs arrive
+    sorted by name), so positional feeding of the IR matches the source."""
+    params = list(model.get_parameters())
+    if len(params) < 2 or not order or model.get_sinks():
+        return model
+    pos = {}
+    for i, p in enumerate(params):
+        for n in p.output(0).get_names():
+            if n in order:
+                pos[i] = order.index(n)
+    if len(pos) != len(params) or sorted(pos.values()) != list(range(len(params))):
+        return model  # names differ from the source's: leave the tool's order
+    ranked = sorted(range(len(params)), key=pos.__getitem__)
+    if ranked == list(range(len(params))):
+        return model
+    return ov.Model(model.get_results(), [params[i] for i in ranked], model.get_friendly_name())
 
 
 def _failing_op(err: Exception) -> str | None:

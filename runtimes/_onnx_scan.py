@@ -82,6 +82,7 @@ class OnnxInfo:
     op_histogram: dict[str, int]
     parameter_count: int
     external_data: list[tuple[str, str]] = field(default_factory=list)   # (tensor name, location as written)
+    weight_dtypes: dict[str, int] = field(default_factory=dict)           # numpy name -> elements in initializers
 
 
 class _Truncated(Exception):
@@ -196,6 +197,7 @@ class _Scan:
         self.buf = buf
         self.ops: Counter = Counter()
         self.params = 0
+        self.weight_dtypes: Counter = Counter()
         self.external: list[tuple[str, str]] = []
         self.counting = True              # False while walking training_info (external data only)
 
@@ -250,6 +252,7 @@ class _Scan:
             raise OnnxScanError("incomplete ONNX model (truncated?): no opset_import")
         return OnnxInfo(ir_version=ir, producer=f"{name} {version}".strip(), opsets=opsets, inputs=inputs,
                         outputs=outputs, op_histogram=dict(self.ops), parameter_count=self.params,
+                        weight_dtypes=dict(self.weight_dtypes),
                         external_data=self.external)
 
     def graph(self, s: int, e: int, depth: int, main: bool = False):
@@ -330,6 +333,8 @@ class _Scan:
             numel *= d
         # int64 / bool / string tensors are shapes, axes and indices (e.g. a Reshape target), not learned
         # weights: they do not count as parameters, as in the TFLite and OpenVINO counts
+        if dtype not in _NOT_WEIGHTS and self.counting:
+            self.weight_dtypes[_DTYPES.get(dtype, "unknown")] += numel
         return name, (0 if dtype in _NOT_WEIGHTS else numel)
 
     def sparse(self, s: int, e: int, depth: int) -> tuple[str, int]:

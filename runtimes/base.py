@@ -36,6 +36,9 @@ class Runner:
         self.inputs: list[TensorSpec] = []
         self.outputs: list[TensorSpec] = []
         self.precision: str = "fp32"
+        # False where the file keys inputs by name and keeps no order (TFLite and SavedModel signatures): a
+        # list of arrays cannot then be matched to inputs by position
+        self.inputs_ordered = True
         self.notes: list[str] = []  # what a user should know about this load (e.g. a precision not available)
         self._loaded = False
         self._lock = None if self.thread_safe else threading.Lock()

@@ -38,6 +38,24 @@ def check_onnx_file(path):
 
 
 
+_INT8_OPS = ("QuantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger",
+             "DynamicQuantizeLinear")
+
+
+def onnx_precision(info) -> str:
+    """Read from the file, not assumed: 4-bit MatMulNBits, int8 quantization ops, else the weights' stored type
+    (an fp16 model with fp32 I/O keeps float16 initializers behind Cast nodes)."""
+    from edgekit.precision import from_weights, lowest
+
+    ops = info.op_histogram
+    if any(k.endswith("MatMulNBits") for k in ops):
+        return "int4"
+    if any(k in ops for k in _INT8_OPS):
+        return "int8"
+    io = "fp16" if any(v.dtype == "float16" for v in info.inputs + info.outputs) else None
+    return lowest(from_weights(info.weight_dtypes), io)
+
+
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
     formats = (Format.ONNX,)
@@ -65,11 +83,7 @@ class OnnxRuntimeRunner(Runner):
         self.inputs = [self._spec(a) for a in self.session.get_inputs()]
         self.outputs = [self._spec(a) for a in self.session.get_outputs()]
         self._out_names = [s.name for s in self.outputs]
-        types = {t.dtype for t in self.inputs + self.outputs}
-        ops = self.info.op_histogram
-        self.precision = "int8" if any(k in ops for k in ("QuantizeLinear", "QLinearConv", "MatMulInteger",
-                                                          "ConvInteger", "DynamicQuantizeLinear")) \
-            else ("fp16" if "float16" in types else "fp32")
+        self.precision = onnx_precision(self.info)
 
     @staticmethod
     def _spec(arg) -> TensorSpec:

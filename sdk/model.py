@@ -44,7 +44,9 @@ class Model:
 
     @property
     def precision(self) -> str:
-        """The precision the runtime actually computes in (e.g. OpenVINO's inference precision)."""
+        """The precision the model's numbers carry: the lowest of its stored weights (read from the file, and from
+        the manifest.json edgekit wrote beside it) and the runtime's arithmetic (e.g. OpenVINO's inference
+        precision). One vocabulary: fp32, bf16, fp16, int8, int4 (see edgekit.precision)."""
         return self._runner.precision
 
     @property
@@ -68,6 +70,13 @@ class Model:
                     "pass a dict {name: array} or a list in input order",
                 )
             return {names[0]: x}
+        if len(names) > 1 and not self._runner.inputs_ordered:
+            raise InputError(
+                f"{self.path.name} keys its inputs by name and records no order, so a list of {len(x)} arrays "
+                f"could be matched to the wrong inputs ({', '.join(names)})",
+                "pass a dict {name: array}; models written by `edgekit convert` keep the source's order in the "
+                "manifest.json beside them",
+            )
         if len(x) != len(names):
             raise InputError(
                 f"the model has {len(names)} inputs ({', '.join(names)}) but {len(x)} arrays were given",
@@ -114,5 +123,29 @@ def load(path: str | os.PathLike, backend: str | None = None, threads: int | Non
     cls = pick_backend(source.format, backend)
     runner = cls(source, threads=threads, device=device, trust_code=trust_code,
                  raw_quantized_io=raw_quantized_io, **options)
+    size = source.size_bytes
     runner.load()
+    _adopt_manifest(runner, size)
     return Model(runner)
+
+
+def _adopt_manifest(runner, size: int) -> None:
+    """Apply what `edgekit convert` recorded beside this file: the source's input order and the precision it
+    was made for (the lower of that and what the file shows is kept)."""
+    from .manifest import entry_for, input_order
+    from .precision import lowest
+
+    entry = entry_for(runner.source.path, size)
+    if entry is None:
+        return
+    order = input_order(entry, [s.name for s in runner.inputs])
+    if order is not None:
+        by_name = {s.name: s for s in runner.inputs}
+        runner.inputs = [by_name[n] for n in order]
+        runner.inputs_ordered = True
+    recorded = entry.get("precision")
+    if isinstance(recorded, str):
+        try:
+            runner.precision = lowest(runner.precision, recorded)
+        except InputError:
+            pass  # a manifest from another version may use words we do not know; the file's own reading stands

@@ -155,9 +155,18 @@ def validate(reference, candidates, data, *, labels=None, task: str | None = Non
     first_batch, seen = None, 0
     tol_a = 1e-5 if atol is None else atol
     tol_r = 1e-3 if rtol is None else rtol
+    ref_first: dict[str, np.ndarray] = {}  # the reference's first output row, to see whether it ever changes
+    ref_varies: dict[str, bool] = {}
     for batch in ds.batches:
         first_batch = first_batch or {k: v[:1] for k, v in batch.items()}
         ro = predict_samples(ref, batch)
+        for k, y in ro.items():
+            y = np.asarray(y)
+            if y.ndim == 0 or y.dtype.kind not in "biuf":
+                ref_varies[k] = True
+                continue
+            row = ref_first.setdefault(k, y[:1])
+            ref_varies[k] = ref_varies.get(k, False) or not bool(np.all(y == row))
         ref_task.append(next(iter(ro.values())))
         for cand in cands:
             if cand.model is None or cand.error or cand.unverified:
@@ -183,11 +192,21 @@ def validate(reference, candidates, data, *, labels=None, task: str | None = Non
     y_ref = np.concatenate(ref_task)
     lab = None if ds.labels is None else np.asarray(ds.labels)[:seen]
     task = task or _guess_task(y_ref, lab)
+    from .checks import MIN_AGREEMENT_SAMPLES, MIN_PARITY_SAMPLES, constant_warning, power_warnings
+
+    warnings = power_warnings({}, seen, MIN_PARITY_SAMPLES, "validation")
+    if seen > 1:  # with one sample, the too-few warning already says the check is weak
+        warnings += [constant_warning(k, f"the same on all {seen} samples", "validation")
+                     for k, varies in ref_varies.items() if not varies]
     report = {"reference": str(reference), "data": {"path": ds.path, "samples": seen}, "task": task,
-              "device_class": device_class, "candidates": []}
+              "device_class": device_class, "warnings": warnings, "candidates": []}
     for cand in cands:
         report["candidates"].append(_judge(cand, y_ref, lab, task, device_class, atol, rtol, output_tolerances, M,
                                            profile))
+        c = report["candidates"][-1]
+        c["warnings"] = list(warnings)
+        if c.get("precision") in ("int8", "int4") and MIN_PARITY_SAMPLES <= seen < MIN_AGREEMENT_SAMPLES:
+            c["warnings"] += power_warnings({}, seen, MIN_AGREEMENT_SAMPLES, f"{c['precision']} agreement check")
         if localize and report["candidates"][-1]["verdict"] == "fail" and cand.model is not None:
             from edgekit.benchmarks.localize import localize as find
 

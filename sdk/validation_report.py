@@ -48,7 +48,18 @@ def rich_table(rep: dict):
             f = loc["first"]
             t.caption = (t.caption or "") + f"{Path(c['model']).name}: first departure at {f['op_type']} " \
                                             f"'{f['op_name']}' (rel. error {f['rel_error']:.3g}) "
+    warnings = _warnings(rep)
+    if warnings:
+        t.caption = (t.caption or "") + " ".join(f"WARNING: {w}." for w in warnings)
     return t
+
+
+def _warnings(rep: dict) -> list[str]:
+    """Every warning of the run and its candidates, once: checks that could not show a fault."""
+    ws = list(rep.get("warnings") or [])
+    for c in rep.get("candidates", []):
+        ws += [f"{Path(c['model']).name}: {w}" for w in c.get("warnings") or [] if w not in ws]
+    return list(dict.fromkeys(ws))
 
 
 def to_markdown(rep: dict) -> str:
@@ -57,6 +68,7 @@ def to_markdown(rep: dict) -> str:
              f"{rep['data']['samples']} samples, task `{rep['task']}`, device class `{rep['device_class']}`", "",
              "| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
     lines += ["| " + " | ".join(esc(x) for x in row) + " |" for row in _rows(rep)]
+    lines += [f"\n**WARNING**: {w}" for w in _warnings(rep)]
     for c in rep["candidates"]:
         met = c.get("metrics") or {}
         if met.get("ci95"):

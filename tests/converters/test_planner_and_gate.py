@@ -83,13 +83,14 @@ def test_manifest_schema_and_hash(cases, tmp_path):
     src = cases["cnn"].files["keras"]
     convert(src, ["tflite"], output_dir=tmp_path)
     m = json.loads((tmp_path / "manifest.json").read_text())
-    assert set(m) == {"source", "targets"}
-    assert m["source"]["format"] == "keras"
+    assert set(m) == {"source", "warnings", "targets"}
+    assert m["source"]["format"] == "keras" and m["source"]["inputs"] == ["image"]
     assert m["source"]["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
     t = m["targets"][0]
     for key in ("target", "path", "route", "precision", "status", "parity", "size_bytes", "seconds",
-                "tool_versions", "error"):
+                "tool_versions", "error", "warnings", "inputs", "files"):
         assert key in t
+    assert t["inputs"] == ["image"] and t["files"] == ["cnn.tflite"]
     assert set(t["parity"]) == {"max_abs", "mean_abs", "cosine"}
     assert t["tool_versions"]["tensorflow"]
     assert t["size_bytes"] == (tmp_path / "cnn.tflite").stat().st_size

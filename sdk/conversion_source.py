@@ -1,0 +1,196 @@
+"""The first steps of `edgekit convert`: the source as a file with its trust, and the reference run on the
+inputs every target is checked with (with the warnings when that check has no power)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import EdgekitError, InputError
+from .formats import Format
+
+
+def _in_memory_source(model, example_inputs, out: Path, owned: set[str]):
+    """Save an in-memory keras.Model or torch.nn.Module into out/_source, so every route starts from a file."""
+    from edgekit.converters.base import Artifact
+
+    mod = type(model).__module__
+    src_dir = out / "_source"
+    src_dir.mkdir(parents=True, exist_ok=True)
+    if mod.startswith("keras") or mod.startswith("tf_keras"):
+        path = _free(src_dir / f"{getattr(model, 'name', 'model') or 'model'}.keras", owned)
+        model.save(path)
+        return Artifact(path, Format.KERAS, obj=model)
+    if mod.startswith("torch") or _is_torch_module(model):
+        if example_inputs is None:
+            raise InputError("converting a torch.nn.Module needs example inputs",
+                             "pass example_inputs=(tensor, ...) matching the model's forward()")
+        import torch
+
+        args = tuple(torch.as_tensor(np.asarray(a)) if not isinstance(a, torch.Tensor) else a
+                     for a in (example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)))
+        ep = torch.export.export(model.eval(), args)
+        path = _free(src_dir / f"{type(model).__name__.lower()}.pt2", owned)
+        torch.export.save(ep, str(path))
+        return Artifact(path, Format.TORCH_EXPORT, obj=ep)
+    raise InputError(f"cannot convert an object of type {type(model).__name__}",
+                     "pass a model file path, a keras.Model or a torch.nn.Module")
+
+
+def _free(path: Path, owned: set[str]) -> Path:
+    """``path``, or a numbered sibling when a file edgekit did not write is already there."""
+    k, cand = 1, path
+    while (cand.exists() or cand.is_symlink()) and f"_source/{cand.name}" not in owned:
+        cand, k = path.with_name(f"{path.stem}-{k}{path.suffix}"), k + 1
+    return cand
+
+
+def _is_torch_module(obj) -> bool:
+    return any(c.__module__.startswith("torch.nn") for c in type(obj).__mro__)
+
+
+@dataclass
+class _Source:
+    art: object  # converters.base.Artifact
+    files: list[Path]
+    trust: bool
+
+
+@dataclass
+class _Reference:
+    """The source run on the check's inputs: what every target is compared with."""
+
+    names: list[str] = field(default_factory=list)  # the source's input names, in order
+    sample: dict | None = None  # name -> array, samples on the first axis
+    outputs: dict | None = None
+    dynamic: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # parity checks without power
+    gate_data: list | None = None  # compressed targets: feed dicts of one sample each
+    gate_warnings: list[str] = field(default_factory=list)
+    problem: str | None = None  # why the source cannot run here (targets are then unverified)
+
+
+def _prepare_source(model, example_inputs, trust_code: bool, out: Path, owned: set[str]) -> _Source:
+    """The source as a file on disk, with the trust it loads under."""
+    from edgekit.converters.base import Artifact
+
+    from .errors import TrustRequiredError
+
+    if isinstance(model, (str, os.PathLike)):
+        from .formats import detect
+
+        source = detect(model)
+        src = _Source(Artifact(source.path, source.format), list(source.files), trust_code)
+    else:
+        art = _in_memory_source(model, example_inputs, out, owned)
+        src = _Source(art, [art.path], True)  # edgekit wrote this file itself
+    if src.art.format in (Format.TORCH_EXPORT, Format.TORCHSCRIPT, Format.TORCH_PICKLE) and not src.trust:
+        raise TrustRequiredError(f"refusing to convert {src.art.path.name} without trust: loading a "
+                                 f"{src.art.format.value} file can run code",
+                                 "pass --trust-code (trust_code=True) if you trust its origin")
+    return src
+
+
+def _reference(src: _Source, sample, options, calibration, calibration_samples, verify: bool) -> _Reference:
+    """Run the source on the check's inputs. A source this machine cannot run (a custom operator, a missing
+    runtime) is still converted; its targets are then 'unverified'. User errors are raised, not hidden."""
+    from .batching import predict_samples
+    from .checks import MIN_AGREEMENT_SAMPLES, MIN_PARITY_SAMPLES, power_warnings
+    from .data import read_arrays
+    from .errors import MissingDependencyError, TrustRequiredError
+    from .model import load
+
+    ref = _Reference()
+    try:
+        m = load(src.art.path, trust_code=src.trust)
+    except (InputError, TrustRequiredError, MissingDependencyError):
+        raise
+    except EdgekitError as e:
+        if options.compressing:
+            raise InputError(f"cannot compress: the source cannot run here to calibrate or check ({e.message})"
+                             ) from e
+        ref.problem = e.message
+        return ref
+    with m:
+        ref.names = [s.name for s in m.inputs]
+        ref.dynamic = {s.name: s.shape is not None and None in s.shape[1:] for s in m.inputs}
+        fixed = [s if s.name not in options.input_shapes else
+                 type(s)(s.name, options.input_shapes[s.name], s.dtype, s.scale, s.zero_point) for s in m.inputs]
+        generated = sample is None
+        if generated:
+            sample, ref.notes = _generated(fixed, MIN_PARITY_SAMPLES)
+        else:
+            if isinstance(sample, (str, os.PathLike)):
+                sample = read_arrays(sample, m.inputs)
+            sample = {k: np.asarray(v) for k, v in m.feeds(sample).items()}
+        ref.sample = sample
+        n = _count(sample)
+        if verify:
+            ref.outputs = predict_samples(m, sample)
+            ref.warnings = power_warnings(ref.outputs, n, MIN_PARITY_SAMPLES, "parity check")
+        if calibration is not None:
+            from .compression import load_calibration
+
+            options.calibration, cal_notes = load_calibration(calibration, m.inputs, calibration_samples,
+                                                              options.input_shapes)
+            ref.notes += cal_notes
+        if options.compressing:  # task level: many samples, the user's or the calibration set
+            if not generated:
+                ref.gate_data = [{k: v[i:i + 1] for k, v in sample.items()} for i in range(n)]
+            elif options.calibration:
+                ref.gate_data = options.calibration
+            else:
+                from .data import random_inputs
+
+                ref.gate_data = [random_inputs(fixed, batch=1, seed=100 + i)[0] for i in range(64)]
+                ref.notes.append("compressed targets judged on 64 generated inputs: pass --sample or "
+                                 "--calibration with real data for a meaningful check")
+            outs = [m.predict(f) for f in ref.gate_data] if verify else []
+            stacked = {k: np.concatenate([o[k] for o in outs]) for k in (outs[0] if outs else {})}
+            ref.gate_warnings = power_warnings(stacked, len(ref.gate_data), MIN_AGREEMENT_SAMPLES,
+                                               "compression check")
+    return ref
+
+
+def _generated(specs, n: int) -> tuple[dict, list[str]]:
+    """``n`` generated samples (fixed batch dims are filled by stacking batches along the first axis)."""
+    from .data import random_inputs
+
+    if all(s.shape and s.shape[0] is None for s in specs):
+        return random_inputs(specs, batch=n)
+    parts = [random_inputs(specs, batch=1, seed=i) for i in range(n)]
+    notes = parts[0][1]
+    try:
+        return {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}, notes
+    except ValueError:  # scalar inputs: one sample is all there is
+        return parts[0]
+
+
+def _count(sample: dict) -> int:
+    from .batching import sample_count
+
+    return sample_count(sample) if sample else 0
+
+
+def _copy_source(src: _Source, stage: Path):
+    """Copy the source's files (IR .bin, ONNX external data, a folder) into the stage."""
+    from edgekit.converters.base import Artifact
+
+    p = src.art.path
+    dest = stage / p.name
+    (shutil.copytree if p.is_dir() else shutil.copy2)(p, dest, **({"symlinks": True} if p.is_dir() else {}))
+    for f in src.files:
+        if f.parent == p.parent and f.is_file() and f != p:
+            shutil.copy2(f, stage / f.name)
+    if src.art.format is Format.ONNX:  # external data, at the locations written in the model (checked inside)
+        from edgekit.runtimes.onnxruntime import check_onnx_file
+
+        for loc in dict.fromkeys(loc for _t, loc in check_onnx_file(p).external_data):
+            (stage / loc).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(p.parent / loc, stage / loc)
+    return Artifact(dest, src.art.format)
