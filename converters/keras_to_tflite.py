@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 from edgekit.formats import Format
+from edgekit.runtimes._savedmodel_scan import check_savedmodel
 
 from ._sources import keras_model, saved_model_with_names
 from .base import Artifact, ConvertOptions, Edge, fail, register
@@ -25,6 +26,7 @@ class KerasToTFLite(Edge):
         import tensorflow as tf
 
         if src.format is Format.SAVEDMODEL:
+            check_savedmodel(src.path, options.trust_code)  # TensorFlow runs its initializers when it loads it
             data = _convert(tf.lite.TFLiteConverter.from_saved_model(str(src.path)), options,
                             _signature_order(str(src.path)))
         else:

@@ -8,6 +8,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import trust
 from .errors import ModelFileError, UnsupportedFormatError
 
 
@@ -55,8 +56,10 @@ def _all_files(folder: Path) -> list[Path]:
 
 def _detect_dir(p: Path) -> ModelSource:
     if (p / "saved_model.pb").is_file() or (p / "saved_model.pbtxt").is_file():
+        trust.check_links(p, "SavedModel")  # its graph ops are scanned at load (runtimes/_savedmodel_scan.py)
         return ModelSource(p, Format.SAVEDMODEL, _all_files(p))
     if (p / "Manifest.json").is_file() and (p / "Data").is_dir():
+        trust.check_mlpackage(p)
         return ModelSource(p, Format.COREML, _all_files(p))
     irs = [x for x in sorted(p.glob("*.xml")) if _is_ir_xml(x)]
     if len(irs) == 1:
@@ -85,15 +88,18 @@ def _ir_source(xml: Path) -> ModelSource:
             f"OpenVINO IR {xml.name} has no weights file {bin_path.name} beside it",
             "copy the .bin file that was saved with the .xml into the same folder",
         )
+    trust.check_ir(xml, bin_path)
     return ModelSource(xml, Format.OPENVINO_IR, [xml, bin_path])
 
 
 def _detect_zip(p: Path) -> Format:
     try:
         with zipfile.ZipFile(p) as z:
-            names = z.namelist()
+            infos = z.infolist()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
         raise ModelFileError(f"{p.name} is a damaged zip archive: {e}") from e
+    trust.check_zip_members(p, infos)
+    names = [i.filename for i in infos]
     base = {n.rsplit("/", 1)[-1] for n in names}
     if "config.json" in base and ("model.weights.h5" in base or "metadata.json" in base):
         return Format.KERAS
@@ -136,19 +142,23 @@ def detect(path: str | os.PathLike) -> ModelSource:
         return ModelSource(p, Format.TFLITE, [p])
     if head.startswith(_HDF5_MAGIC):
         return ModelSource(p, Format.KERAS_H5, [p])
+    claimed = _KNOWN_EXT.get(ext)
     if head.startswith(_ZIP_MAGIC):
-        return ModelSource(p, _detect_zip(p), [p])
+        fmt = _detect_zip(p)
+        trust.check_claim(p, claimed and claimed.value, fmt.value)  # a .keras that holds a pickle: refused
+        return ModelSource(p, fmt, [p])
     if b"<net" in head[:1024] and (head.lstrip().startswith(b"<")):
         return _ir_source(p)
     if ext == ".bin" and p.with_suffix(".xml").is_file() and _is_ir_xml(p.with_suffix(".xml")):
         return _ir_source(p.with_suffix(".xml"))
+    if head[:1] == b"\x80":  # a pickle (protocol 2+) named like a format that runs no code is refused
+        trust.check_claim(p, claimed and claimed.value, "pickle")
     if head[:1] == b"\x80" and ext in (".pt", ".pth", ".pkl", ".pickle", ".joblib", ".bin"):
         return ModelSource(p, Format.TORCH_PICKLE, [p])
     if looks_like_onnx(head):
         return ModelSource(p, Format.ONNX, [p])
     if ext == ".mlmodel" and head[:1] == b"\x08":
         return ModelSource(p, Format.COREML, [p])
-    claimed = _KNOWN_EXT.get(ext)
     if claimed is not None:
         raise ModelFileError(
             f"{p.name} has the extension of {_article(claimed.value)} {claimed.value} model but its content is not one "
