@@ -92,7 +92,10 @@ class Edge:
         return out
 
     def convert(self, src: Artifact, options: ConvertOptions, out: Path) -> Artifact:
-        result = self.run(src, options, out)
+        from .offline import vendor_telemetry_off
+
+        with vendor_telemetry_off():  # the vendors' tools send nothing while they convert for edgekit
+            result = self.run(src, options, out)
         result.route = [*src.route, self.name]
         result.tool_versions = {**src.tool_versions, **{t: version_of(t) for t in self.tools}}
         result.notes = [*src.notes, *result.notes]

@@ -20,6 +20,7 @@ from pathlib import Path
 from edgekit.errors import ConversionError
 
 from .base import fail
+from .offline import vendor_telemetry_off
 
 TARGET = "openvino"
 _LOW_BIT_WEIGHTS = {"u8", "i8", "u4", "i4"}
@@ -48,7 +49,8 @@ def compress_openvino(xml_path: Path, options, out: Path) -> tuple[Path, list[st
     if precision == "int8-dynamic" and weights_only_bits is None:
         weights_only_bits = 8
 
-    import openvino as ov
+    with vendor_telemetry_off():  # importing openvino sends a telemetry event
+        import openvino as ov
 
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"{xml_path.stem}.xml"
@@ -118,7 +120,7 @@ def _quiet():
 
 
 def _quantize_static(model, calibration, per_channel: bool, notes: list[str]):
-    with _quiet():
+    with _quiet(), vendor_telemetry_off():  # NNCF sends usage telemetry otherwise
         import nncf
         from nncf.quantization.advanced_parameters import (
             AdvancedQuantizationParameters,
@@ -135,7 +137,7 @@ def _quantize_static(model, calibration, per_channel: bool, notes: list[str]):
 
 
 def _compress_weights(model, bits: int, calibration, notes: list[str]):
-    with _quiet():
+    with _quiet(), vendor_telemetry_off():  # NNCF sends usage telemetry otherwise
         import nncf
 
         if bits == 8:

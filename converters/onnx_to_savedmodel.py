@@ -4,10 +4,13 @@ onnx2tf transposes to NHWC by default; every input is listed in ``keep_shape_abs
 converted model takes the same NCHW arrays as the ONNX model (no silent layout change). A graph whose dynamic
 dims onnx2tf cannot handle (e.g. a transformer's sequence length) converts once ``--input-shape`` fixes them.
 onnx2tf pins old versions of everything it touches, so it is installed with --no-deps (see the Makefile).
+When every input is a fixed-batch 3-channel NHWC image, onnx2tf downloads 20 MS-COCO images from GitHub for its
+own checks; edgekit hands it the conversion sample instead, so the edge works offline.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -62,7 +65,8 @@ class OnnxToSavedModel(Edge):
         try:
             import onnx2tf
 
-            onnx2tf.convert(**kwargs)
+            with _own_image_data(options):
+                onnx2tf.convert(**kwargs)
         except BaseException as e:  # onnx2tf calls sys.exit(1) on some failures
             if isinstance(e, KeyboardInterrupt):
                 raise
@@ -77,6 +81,31 @@ class OnnxToSavedModel(Edge):
         if not (dest / "saved_model.pb").is_file():
             raise fail("onnx2tf wrote no SavedModel", RuntimeError(f"nothing in {dest}"))
         return Artifact(dest, Format.SAVEDMODEL, "fp32", notes=notes)
+
+
+@contextlib.contextmanager
+def _own_image_data(options: ConvertOptions):
+    """While onnx2tf runs, its ``download_test_image_data()`` (20 NHWC RGB images in [0, 1], fetched from GitHub
+    or Wasabi) returns edgekit's data: the conversion sample when it is a batch of 3-channel NHWC images,
+    otherwise fixed generated images of the shape onnx2tf's own file has. onnx2tf resizes them to the input."""
+    import numpy as np
+
+    images = [np.asarray(v, dtype=np.float32) for v in (options.sample or {}).values()
+              if np.ndim(v) == 4 and np.shape(v)[-1] == 3 and np.shape(v)[0] > 0]
+    if images:
+        x = images[0]
+        data = np.concatenate([x] * -(-20 // len(x)))[:20]  # onnx2tf slices up to the model's batch (<= 20)
+    else:
+        data = np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32)
+    modules = [sys.modules.get(m) for m in ("onnx2tf.onnx2tf", "onnx2tf.utils.common_functions")]
+    patched = [(m, m.download_test_image_data) for m in modules if hasattr(m, "download_test_image_data")]
+    for m, _ in patched:
+        m.download_test_image_data = lambda: data.copy()
+    try:
+        yield
+    finally:
+        for m, fn in patched:
+            m.download_test_image_data = fn
 
 
 def _failing_op(err: BaseException) -> str | None:
