@@ -18,7 +18,7 @@ COSINE = 0.99  # for outputs that are not class scores
 def load_calibration(spec, ref_inputs, n: int | None, shapes: dict) -> tuple[list[dict], list[str]]:
     """Calibration samples (feed dicts of one sample each) from a path, dict or iterable, or 'random'.
     Empty data, wrong input names, wrong shapes and NaN/Inf values are refused before any long work starts."""
-    from .data import random_inputs
+    from .data import check_memory, random_inputs
     from .datasets import open_dataset
 
     notes: list[str] = []
@@ -26,7 +26,9 @@ def load_calibration(spec, ref_inputs, n: int | None, shapes: dict) -> tuple[lis
     if isinstance(spec, str) and spec == "random":
         count = n or MIN_CALIBRATION
         fixed = [s if s.name not in shapes else type(s)(s.name, shapes[s.name], s.dtype) for s in ref_inputs]
-        samples = [random_inputs(fixed, batch=1, seed=i)[0] for i in range(count)]
+        first = random_inputs(fixed, batch=1, seed=0)[0]  # checks one sample's size before it is made
+        check_memory(count * sum(x.nbytes for x in first.values()), f"{count} random calibration samples")
+        samples = [first] + [random_inputs(fixed, batch=1, seed=i)[0] for i in range(1, count)]
         notes.append(f"WARNING: calibrated on {count} random inputs, not real data: int8 ranges may not fit real "
                      "inputs")
         return samples, notes

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
 import typer
 
-from edgekit.cli._common import command, console
+from edgekit.cli._common import command, console, outcome
+from edgekit.cli._files import (TRUST_CODE_HELP, TRUST_HELP, check_output, model_files, refuse_overwrite,
+                                report_failure, resolve_trust, write_outputs)
+from edgekit.data import check_array_file
+from edgekit.errors import MissingDependencyError
 
 
 @command
@@ -27,14 +32,29 @@ def bench_cmd(
     plot: Path = typer.Option(None, "--plot", help="Write a PNG of the latency distributions to this file."),
     compare_native: bool = typer.Option(False, "--compare-native", help="Also run the vendor's benchmark tool."),
     overhead: bool = typer.Option(False, "--overhead", help="Time the raw runtime call against edgekit's call."),
-    trust_code: bool = typer.Option(False, "--trust-code", help="Allow formats whose loading can run code."),
+    trust: list[Path] = typer.Option(None, "--trust", metavar="PATH", help=TRUST_HELP),
+    trust_code: bool = typer.Option(False, "--trust-code", help=TRUST_CODE_HELP),
 ):
-    """Measure models' latency honestly: warm-up, percentiles, environment and throttling recorded."""
+    """Measure models' latency honestly: warm-up, percentiles, environment and throttling recorded.
+
+    Exit codes: 0 all measured; 2 a user error (nothing measured, or a report could not be written: the others
+    and the table are kept); 3 some models failed to load or run (the others were measured)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from edgekit.benchmarks.harness import benchmark
     from edgekit.benchmarks.report import rich_table
 
+    reports = {"--json": json_file, "--markdown": markdown, "--html": html, "--plot": plot}
+    for flag, path in reports.items():  # every check before a minute of measuring, not after
+        if path is not None:
+            check_output(path, flag)
+    refuse_overwrite(reports, [("a model's file", f) for m in models for f in model_files(m)]
+                     + [("the --input file", input)])
+    if plot is not None and importlib.util.find_spec("matplotlib") is None:
+        raise MissingDependencyError("matplotlib", "report", "draw --plot")
+    if input is not None:
+        check_array_file(input, exclude=("labels",))
+    trust_code = resolve_trust(models, trust, trust_code)
     err = console(stderr=True)
     with Progress(TextColumn("measuring"), BarColumn(), TextColumn("{task.completed}/{task.total} calls"),
                   TimeElapsedColumn(), console=err, transient=True) as bar:
@@ -43,39 +63,41 @@ def bench_cmd(
                            device_class=device_class, input_path=input, compare_native=compare_native,
                            overhead=overhead, trust_code=trust_code,
                            progress=lambda done, total: bar.update(task, completed=done, total=total),
-                           say=lambda m: err.print(f"[red]error[/]: {m}"))
-    write_reports(result, json_file, markdown, html, plot)
+                           say=lambda m: err.print(f"[red]failed[/]: {m}"))
+    failed = write_reports(result, json_file, markdown, html, plot)
     out = console()
     out.print(rich_table(result))
     if result["interrupted"]:
         out.print("[yellow]interrupted[/]: the table and files hold what was measured before Ctrl-C")
-    for path in (json_file, markdown, html, plot):
-        if path is not None:
+    for flag, path in reports.items():
+        if path is not None and not any(f.startswith(f"{flag} ") for f in failed):
             out.print(f"wrote {path}")
-    if any("error" in r for r in result["results"]):
-        raise typer.Exit(3)
+    report_failure(failed)
+    raise typer.Exit(outcome(targets_failed=any("error" in r for r in result["results"])))
 
 
-def write_reports(result: dict, json_file=None, markdown=None, html=None, plot=None) -> None:
+def write_reports(result: dict, json_file=None, markdown=None, html=None, plot=None) -> list[str]:
+    """Write the reports asked for; one that fails does not stop the others. Returns the failures."""
+    import tempfile
+
     from edgekit.benchmarks import report
 
-    from edgekit.errors import MissingDependencyError
+    png: dict = {}
 
-    png = None
-    if plot is not None:  # asked for explicitly: a missing matplotlib is an error
-        png = report.plot_latencies(result, Path(plot)).read_bytes()
-    elif html is not None:  # the HTML report goes without its plot where matplotlib is not installed
-        import tempfile
+    def plot_png() -> bytes:  # drawn once, for --plot and the HTML report
+        if "png" not in png:
+            with tempfile.TemporaryDirectory() as tmp:
+                png["png"] = report.plot_latencies(result, Path(tmp) / "plot.png").read_bytes()
+        return png["png"]
 
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                png = report.plot_latencies(result, Path(tmp) / "plot.png").read_bytes()
-            except MissingDependencyError:
-                png = None
-    for path, text in ((json_file, lambda: json.dumps(result, indent=2, default=str)),
-                       (markdown, lambda: report.to_markdown(result)),
-                       (html, lambda: report.to_html(result, png))):
-        if path is not None:
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text())
+    def html_text() -> str:
+        try:
+            image = plot_png()
+        except (MissingDependencyError, OSError):  # the HTML report goes without its plot then
+            image = None
+        return report.to_html(result, image)
+
+    return write_outputs([("--json", json_file, lambda: json.dumps(result, indent=2, default=str)),
+                          ("--markdown", markdown, lambda: report.to_markdown(result)),
+                          ("--html", html, html_text),
+                          ("--plot", plot, plot_png)])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgekit.cli._common import STATE, command, console, human_size, print_json
+from edgekit.cli._common import STATE, command, console, human_size, outcome, print_json
 
 
 def parse_shapes(items: list[str]) -> dict[str, tuple[int, ...]]:
@@ -54,8 +54,16 @@ def convert_cmd(
     trust_code: bool = typer.Option(False, "--trust-code", help="Allow source formats whose loading can run code."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Skip the parity check (targets are 'unverified')."),
 ):
-    """Convert a model to several targets, each along the best installed route, and check each against the source."""
+    """Convert a model to several targets, each along the best installed route, and check each against the source.
+
+    Exit codes: 0 every target converted and passed its check (or is unverified); 1 every target converted
+    but one failed its check (parity, int8 gate); 2 a user error (nothing converted); 3 a target failed to
+    convert or to run (takes precedence over 1)."""
     from edgekit.conversion import convert, parse_targets
+
+    from edgekit.cli._files import check_output
+    from edgekit.data import check_array_file
+    from edgekit.errors import InputError
 
     targets = parse_targets(to)
     if explain:
@@ -63,9 +71,12 @@ def convert_cmd(
         return
     err = console(stderr=True)
     if weights_only_bits not in (None, 4, 8):
-        from edgekit.errors import InputError
-
         raise InputError(f"--weights-only-bits must be 8 or 4, got {weights_only_bits}")
+    check_output(output_dir, "--output-dir", folder=True)
+    if sample is not None:
+        check_array_file(sample, exclude=("labels",))
+    if calibration not in (None, "random") and Path(calibration).is_file():
+        check_array_file(calibration, exclude=("labels",))
     report = convert(model, targets, precision=precision, input_shapes=parse_shapes(input_shape), sample=sample,
                      output_dir=output_dir, trust_code=trust_code, verify=not no_verify, verbose=STATE["verbose"],
                      calibration=calibration, calibration_samples=calibration_samples, per_channel=per_channel,
@@ -80,7 +91,14 @@ def convert_cmd(
         print_json(report.manifest())
     else:
         _table(report)
-    raise typer.Exit(report.exit_code)
+    raise typer.Exit(exit_code(report))
+
+
+def exit_code(report) -> int:
+    """TARGETS_FAILED when a target was not produced or does not run; CHECK_FAILED when every failed target
+    was produced and runs but failed its check (parity, or the int8 gate); 'unverified' targets do not fail."""
+    failed = [t for t in report.targets if t.status == "failed"]
+    return outcome(targets_failed=any(t.parity is None for t in failed), checks_failed=bool(failed))
 
 
 def _explain(model: Path, targets: list[str], json_out: bool) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from edgekit.cli._common import command, console, print_json
+from edgekit.cli._common import command, console, outcome, print_json
 
 TARGETS = ("tflite", "onnx", "openvino", "coreml")
 BACKENDS = {"keras": ("keras",), "tflite": ("litert", "openvino"), "onnx": ("onnxruntime", "openvino"),
@@ -129,13 +129,20 @@ def demo_cmd(
     output_dir: Path = typer.Option(None, "--output-dir", "-o", help="Keep the converted models here "
                                     "(default: a temporary folder)."),
 ):
-    """Convert the bundled digits CNN to every target, then run its test split through every backend here."""
+    """Convert the bundled digits CNN to every target, then run its test split through every backend here.
+
+    Exit codes: 0 every step that can run here worked (skipped and unverified steps do not fail); 1 a check
+    failed (parity, validation, int8 gate); 2 a user error; 3 a step that should work here failed."""
+    from edgekit.cli._files import check_output
+
+    if output_dir is not None:
+        check_output(output_dir, "--output-dir", folder=True)
     err = console(stderr=True)
     with tempfile.TemporaryDirectory(prefix="edgekit-demo-") as tmp:
         rep = run_demo(output_dir or Path(tmp), progress=lambda m: err.print(f"[dim]>[/] {m}"))
         if json_out:
             print_json(rep)
-            return
+            raise typer.Exit(demo_exit_code(rep))
         from rich.table import Table
 
         out = console()
@@ -194,3 +201,17 @@ def demo_cmd(
             out.print(t)
         if output_dir:
             out.print(f"converted models and manifest.json: {output_dir}")
+    raise typer.Exit(demo_exit_code(rep))
+
+
+def demo_exit_code(rep: dict) -> int:
+    """The exit-code contract over the demo's steps: a step that failed to run is TARGETS_FAILED, one that ran
+    and failed its check is CHECK_FAILED; skipped (not installed) and unverified steps do not fail."""
+    conv = (rep.get("conversion") or {}).get("targets", [])
+    broken = ([t for t in conv if t["status"] == "failed" and t["parity"] is None]
+              + [r for r in rep["results"] if r["status"] == "error"]
+              + [r for r in (rep.get("benchmark") or {}).get("results", []) if "error" in r]
+              + [r for r in rep.get("int8") or [] if r["status"] == "failed"])  # its rows keep no parity
+    checks = ([t for t in conv if t["status"] == "failed"]
+              + [c for c in (rep.get("validation") or {}).get("candidates", []) if c["verdict"] == "fail"])
+    return outcome(targets_failed=bool(broken), checks_failed=bool(checks))

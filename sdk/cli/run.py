@@ -27,30 +27,43 @@ def run_cmd(
     """Run a model on inputs from a file or on random inputs."""
     import edgekit
     from edgekit.batching import predict_samples
-    from edgekit.data import random_inputs, read_arrays
+    from edgekit.cli._files import check_output, model_files, refuse_overwrite, report_failure, write_outputs
+    from edgekit.data import check_array_file, random_inputs, read_arrays
     from edgekit.errors import InputError
 
     if (input is None) == (not random):
         raise InputError("give exactly one of --input FILE or --random", "e.g. edgekit run model.tflite --random")
+    if output is not None:  # before anything loads or runs: never overwrite the model or the inputs
+        check_output(output, "--output")
+        refuse_overwrite({"--output": output}, [("the model", model)]
+                         + [("one of the model's files", f) for f in model_files(model)] + [("the --input file", input)])
+    if input is not None:
+        check_array_file(input, exclude=("labels",))  # readable, no objects, fits in memory
     with edgekit.load(model, backend=backend, threads=threads, trust_code=trust_code,
                       raw_quantized_io=raw_quantized) as m:
+        if output is not None:  # files found while loading (ONNX external data)
+            refuse_overwrite({"--output": output}, [("one of the model's files", f) for f in m.source.files])
         notes: list[str] = []
         if input is not None:
             feeds = read_arrays(input, m.inputs)
         else:
             feeds, notes = random_inputs(m.inputs, seed=seed, raw_quantized=raw_quantized)
         outputs = predict_samples(m, feeds)
+        failed = []
         if output is not None:
-            try:
-                output.parent.mkdir(parents=True, exist_ok=True)
-                with open(output, "wb") as f:
-                    np.savez(f, **outputs)
-            except OSError as e:
-                raise InputError(f"cannot write {output}: {e.strerror or e}", "pass a writable .npz path") from e
+            import io
+
+            def npz() -> bytes:
+                buf = io.BytesIO()
+                np.savez(buf, **outputs)
+                return buf.getvalue()
+
+            failed = write_outputs([("--output", output, npz)])
         if json_out:
             print_json({"model": str(m.path), "backend": m.backend, "notes": notes,
                         "outputs": {k: {"shape": list(v.shape), "dtype": v.dtype.name, "values": v.tolist()}
                                     for k, v in outputs.items()}})
+            report_failure(failed)
             return
         from rich.table import Table
 
@@ -65,5 +78,6 @@ def run_cmd(
             stats = [f"{float(f(v)):.5g}" for f in (np.min, np.mean, np.max)] if num else ["", "", ""]
             t.add_row(k, str(list(v.shape)), v.dtype.name, *stats)
         out.print(t)
+        report_failure(failed)
         if output is not None:
             out.print(f"wrote {output}")

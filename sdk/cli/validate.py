@@ -7,7 +7,9 @@ from pathlib import Path
 
 import typer
 
-from edgekit.cli._common import command, console
+from edgekit.cli._common import command, console, outcome
+from edgekit.cli._files import (TRUST_CODE_HELP, TRUST_HELP, check_output, model_files, refuse_overwrite,
+                                report_failure, resolve_trust, write_outputs)
 
 
 def parse_output_tols(items: list[str]) -> dict:
@@ -49,28 +51,53 @@ def validate_cmd(
     json_file: Path = typer.Option(None, "--json", help="Write the report as JSON."),
     markdown: Path = typer.Option(None, "--markdown", help="Write a Markdown table."),
     html: Path = typer.Option(None, "--html", help="Write a self-contained HTML report."),
-    trust_code: bool = typer.Option(False, "--trust-code", help="Allow formats whose loading can run code."),
+    trust: list[Path] = typer.Option(None, "--trust", metavar="PATH", help=TRUST_HELP),
+    trust_code: bool = typer.Option(False, "--trust-code", help=TRUST_CODE_HELP),
 ):
-    """Check that converted models match the original on real data; exit 1 when any candidate fails."""
+    """Check that converted models match the original on real data.
+
+    Exit codes: 0 every candidate passed (or is unverified here); 1 a candidate failed its check; 2 a user error
+    (nothing validated, or a report could not be written: the others and the table are kept); 3 a candidate
+    could not be loaded or run (takes precedence over 1)."""
     from rich.progress import BarColumn, Progress, TextColumn
 
+    from edgekit.data import array_headers
     from edgekit.datasets import Preprocess
+    from edgekit.errors import InputError
     from edgekit.validation import validate
     from edgekit.validation_report import rich_table, to_html, to_markdown
 
+    reports = {"--json": json_file, "--markdown": markdown, "--html": html}
+    for flag, path in reports.items():  # every check before the data streams through, not after
+        if path is not None:
+            check_output(path, flag)
+    refuse_overwrite(reports, [("a model's file", f) for m in (reference, *candidates) for f in model_files(m)]
+                     + [("the --data file", data), ("the --labels file", labels), ("the --preprocess file", preprocess)])
+    if not data.exists():
+        raise InputError(f"no such data file or folder: {data}", "pass an .npz, .npy or a folder of images")
+    for path in (data, labels):  # headers only: no objects, not truncated (sizes are checked when loading)
+        if path is not None and not path.is_dir():
+            array_headers(path)
+    tols = parse_output_tols(output_tol)
+    pre = Preprocess.load(preprocess) if preprocess else None
+    trust_code = resolve_trust([reference, *candidates], trust, trust_code)
     err = console(stderr=True)
     with Progress(TextColumn("validating"), BarColumn(), TextColumn("{task.completed} samples"), console=err,
                   transient=True) as bar:
         t = bar.add_task("validate", total=None)
         rep = validate(reference, candidates, data, labels=labels, task=task, device_class=device_class, atol=atol,
-                       rtol=rtol, output_tolerances=parse_output_tols(output_tol), localize=localize,
-                       batch_size=batch_size, preprocess=Preprocess.load(preprocess) if preprocess else None,
+                       rtol=rtol, output_tolerances=tols, localize=localize, batch_size=batch_size, preprocess=pre,
                        trust_code=trust_code, progress=lambda n, total: bar.update(t, completed=n, total=total))
-    for path, make in ((json_file, lambda: json.dumps(rep, indent=2, default=float)), (markdown, lambda: to_markdown(rep)),
-                       (html, lambda: to_html(rep))):
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(make())
+    failed = write_outputs([("--json", json_file, lambda: json.dumps(rep, indent=2, default=float)),
+                            ("--markdown", markdown, lambda: to_markdown(rep)), ("--html", html, lambda: to_html(rep))])
     console().print(rich_table(rep))
-    if any(c["verdict"] == "fail" for c in rep["candidates"]):
-        raise typer.Exit(1)
+    report_failure(failed)
+    raise typer.Exit(outcome(targets_failed=any(_not_run(c) for c in rep["candidates"]),
+                             checks_failed=any(c["verdict"] == "fail" for c in rep["candidates"])))
+
+
+def _not_run(c: dict) -> bool:
+    """A candidate that could not be loaded or run: failed with no precision and no output compared."""
+    if "error" in c:
+        return bool(c["error"])
+    return c["verdict"] == "fail" and c.get("precision") is None and not c.get("outputs")
