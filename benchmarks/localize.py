@@ -160,9 +160,9 @@ def _run_ort(path: Path, feeds: dict) -> dict[str, np.ndarray]:
 
 
 def _run_openvino(path: Path, names: list[str], feeds: dict) -> dict[str, np.ndarray]:
-    import openvino as ov
+    from edgekit.runtimes.openvino import core as ov_core
 
-    core = ov.Core()
+    core = ov_core()
     model = core.read_model(str(path))
     present = {n for op in model.get_ops() for o in op.outputs() for n in o.get_names()}
     have = {n for o in model.outputs for n in o.get_names()}

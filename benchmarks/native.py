@@ -124,6 +124,7 @@ def _run(cmd: list[str], timeout_s: float) -> tuple[int | None, str, str | None]
     """(returncode, stdout+stderr, error) of a tool run in its own process group; killed on timeout."""
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("CI", "true")  # benchmark_app imports openvino, whose telemetry stays quiet only under CI
     try:
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
                              env=env, start_new_session=True)

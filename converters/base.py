@@ -27,6 +27,7 @@ class ConvertOptions:
     trust_code: bool = False
     verbose: bool = False
     sample: dict | None = None  # name -> array: the user's sample, used to trace modules and to check parity
+    input_order: list[str] = field(default_factory=list)  # the source's input names, in its order
     # compression
     calibration: list | None = None  # feed dicts of one sample each (batch 1), keyed by the source's input names
     per_channel: bool = True
@@ -39,6 +40,13 @@ class ConvertOptions:
     def compressing(self) -> bool:
         return self.precision in ("int8", "int8-dynamic") or any(
             v is not None for v in (self.palettize_bits, self.prune_sparsity, self.weights_only_bits))
+
+    def uncompressed(self) -> "ConvertOptions":
+        """The same conversion without compression: the fp32 counterpart a compressed target is measured against."""
+        from dataclasses import replace
+
+        return replace(self, precision="fp32", palettize_bits=None, prune_sparsity=None, weights_only_bits=None,
+                       int8_io=False, calibration=None)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -92,7 +100,7 @@ class Edge:
         return out
 
     def convert(self, src: Artifact, options: ConvertOptions, out: Path) -> Artifact:
-        from .offline import vendor_telemetry_off
+        from edgekit._offline import vendor_telemetry_off
 
         with vendor_telemetry_off():  # the vendors' tools send nothing while they convert for edgekit
             result = self.run(src, options, out)

@@ -20,7 +20,7 @@ from pathlib import Path
 from edgekit.errors import ConversionError
 
 from .base import fail
-from .offline import vendor_telemetry_off
+from edgekit._offline import vendor_telemetry_off
 
 TARGET = "openvino"
 _LOW_BIT_WEIGHTS = {"u8", "i8", "u4", "i4"}

@@ -96,6 +96,7 @@ class KerasRunner(Runner):
         in_specs = fn.structured_input_signature[1]
         self.inputs = [TensorSpec(k, dims(v.shape), _tf_dtype(v.dtype))
                        for k, v in sorted(in_specs.items(), key=lambda kv: natural_key(kv[0]))]
+        self.inputs_ordered = len(self.inputs) < 2  # a signature is a keyword map: no order
         outs = fn.structured_outputs
         self.outputs = [TensorSpec(k, dims(v.shape), _tf_dtype(v.dtype))
                         for k, v in sorted(outs.items(), key=lambda kv: natural_key(kv[0]))]

@@ -29,9 +29,12 @@ def core():
     """One shared ov.Core per process (creating one costs tens of milliseconds)."""
     global _core
     if _core is None:
-        import openvino as ov
+        from edgekit._offline import vendor_telemetry_off
 
-        _core = ov.Core()
+        with vendor_telemetry_off():  # importing openvino sends a usage event unless stopped
+            import openvino as ov
+
+            _core = ov.Core()
     return _core
 
 
@@ -58,6 +61,27 @@ def port_spec(port, name: str) -> TensorSpec:
     except (RuntimeError, TypeError):
         dtype = str(port.get_element_type())
     return TensorSpec(name=name, shape=shape, dtype=dtype)
+
+
+def ir_weights_precision(model) -> str:
+    """The precision of an OpenVINO model's weights: FakeQuantize means int8 (NNCF); otherwise the element type
+    holding most weight elements (f16 for a compressed IR, u8/u4 for weight compression)."""
+    from edgekit.precision import from_weights
+
+    counts: dict[str, int] = {}
+    for op in model.get_ordered_ops():
+        t = op.get_type_name()
+        if t == "FakeQuantize":
+            return "int8"
+        if t == "Constant":
+            et = op.get_output_element_type(0).get_type_name()
+            if et in _NOT_WEIGHTS:
+                continue
+            n = 1
+            for d in op.get_output_shape(0):
+                n *= int(d)
+            counts[et] = counts.get(et, 0) + n
+    return from_weights(counts)
 
 
 def _device_has(c, device: str, precision: str) -> bool:
@@ -115,6 +139,8 @@ class OpenVINORunner(Runner):
         self._in_index = {s.name: i for i, s in enumerate(self.inputs)}
         self._out_order = list(range(len(self.outputs)))
         self._in_quant = self._out_quant = {}
+        if tfl is not None or self.source.format is Format.SAVEDMODEL:
+            self.inputs_ordered = len(self.inputs) < 2  # keyed by name in the file
         if tfl is not None:
             self._adopt_tflite_io(tfl, ins, outs)
         elif self.source.format is Format.SAVEDMODEL:  # keyword signature: order by name, as the keras backend does
@@ -133,13 +159,15 @@ class OpenVINORunner(Runner):
             self.notes.append(f"{precision} inference was asked but {self.device} has no {self.precision.upper()} "
                               "capability here: it runs in fp32")
             self.precision = "fp32"
-        if any(op.get_type_name() == "FakeQuantize" for op in self.model.get_ordered_ops()):
-            self.precision = "int8"  # weights/activations quantized; the rest runs at the hint's precision
-        elif tfl is not None:
+        if tfl is not None:
             from edgekit.runtimes._tflite_io import precision as tflite_precision
 
-            if tflite_precision(tfl) == "int8":
-                self.precision = "int8"
+            stored = tflite_precision(tfl)
+        else:
+            stored = ir_weights_precision(self.model)
+        from edgekit.precision import lowest
+
+        self.precision = lowest(stored, self.precision)  # fp16-stored weights carry fp16 error even in f32
 
     def _adopt_tflite_io(self, info, ins, outs) -> None:
         """Give a .tflite run by OpenVINO the same names, order and float I/O as under LiteRT."""

@@ -63,7 +63,12 @@ class ConvertReport:
 
     @property
     def exit_code(self) -> int:
-        return 3 if any(t.status == "failed" for t in self.targets) else 0
+        """docs/EXIT_CODES.md: 3 when a target was not produced or could not run, else 1 when one failed its
+        check (parity or the compression gate), else 0 (unverified does not fail)."""
+        failed = [t for t in self.targets if t.status == "failed"]
+        if any(t.parity is None for t in failed):
+            return 3
+        return 1 if failed else 0
 
     @property
     def warnings(self) -> list[str]:

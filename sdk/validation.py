@@ -234,9 +234,10 @@ def _task_metrics(task, y, lab, M):
 
 def _judge(cand: _Cand, y_ref, lab, task, device_class, atol, rtol, overrides, M, profile) -> dict:
     out = {"model": cand.path, "verdict": "fail", "precision": None, "outputs": {}, "metrics": None,
-           "agreement_top1": None, "localization": None, "reasons": []}
-    if cand.error:
+           "agreement_top1": None, "localization": None, "reasons": [], "error": None}
+    if cand.error:  # could not load or run: not a failed check (exit code 3, not 1)
         out["reasons"].append(cand.error)
+        out["error"] = cand.error
         return out
     out["precision"] = cand.model.precision
     if cand.unverified:

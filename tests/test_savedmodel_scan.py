@@ -167,7 +167,7 @@ def models(tmp_path_factory):
     from model_factory import keras_models
 
     try:
-        from edgekit.converters.offline import vendor_telemetry_off
+        from edgekit._offline import vendor_telemetry_off
     except ImportError:  # a tree without the telemetry guard
         from contextlib import nullcontext as vendor_telemetry_off
 

@@ -50,7 +50,7 @@ def files(tmp_path_factory):
 
     sys.path.insert(0, str(Path(__file__).parent))
     try:
-        from edgekit.converters.offline import vendor_telemetry_off
+        from edgekit._offline import vendor_telemetry_off
     except ImportError:  # a tree without the telemetry guard
         from contextlib import nullcontext as vendor_telemetry_off
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgekit.cli._common import STATE, command, console, human_size, outcome, print_json
+from edgekit.cli._common import STATE, command, console, human_size, print_json
 
 
 def parse_shapes(items: list[str]) -> dict[str, tuple[int, ...]]:
@@ -91,14 +91,7 @@ def convert_cmd(
         print_json(report.manifest())
     else:
         _table(report)
-    raise typer.Exit(exit_code(report))
-
-
-def exit_code(report) -> int:
-    """TARGETS_FAILED when a target was not produced or does not run; CHECK_FAILED when every failed target
-    was produced and runs but failed its check (parity, or the int8 gate); 'unverified' targets do not fail."""
-    failed = [t for t in report.targets if t.status == "failed"]
-    return outcome(targets_failed=any(t.parity is None for t in failed), checks_failed=bool(failed))
+    raise typer.Exit(report.exit_code)  # one rule: ConvertReport.exit_code
 
 
 def _explain(model: Path, targets: list[str], json_out: bool) -> None:

@@ -153,17 +153,18 @@ def test_convert_failed_parity_with_every_target_converted_is_1(tmp_path):
 
 
 def test_convert_exit_code_mapping():
-    from types import SimpleNamespace as NS
+    from edgekit.conversion import ConvertReport, TargetResult
 
-    from edgekit.cli.convert import exit_code
+    def rep(*targets):
+        return ConvertReport({}, list(targets), None)
 
-    ok, unverified = NS(status="ok", parity={"max_abs": 0}), NS(status="unverified", parity=None)
-    parity = NS(status="failed", parity={"max_abs": 1.0})
-    broken = NS(status="failed", parity=None)
-    assert exit_code(NS(targets=[ok, unverified])) == 0
-    assert exit_code(NS(targets=[ok, parity])) == 1
-    assert exit_code(NS(targets=[ok, broken])) == 3
-    assert exit_code(NS(targets=[parity, broken])) == 3
+    ok, unverified = TargetResult("tflite", status="ok", parity={"max_abs": 0}), TargetResult("coreml", status="unverified")
+    parity = TargetResult("onnx", status="failed", parity={"max_abs": 1.0})
+    broken = TargetResult("openvino", status="failed")
+    assert rep(ok, unverified).exit_code == 0
+    assert rep(ok, parity).exit_code == 1
+    assert rep(ok, broken).exit_code == 3
+    assert rep(parity, broken).exit_code == 3
 
 
 def test_convert_user_error_is_2(digits, tmp_path):

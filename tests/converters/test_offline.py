@@ -124,8 +124,6 @@ def test_openvino_and_nncf_send_no_telemetry(tmp_path):
     assert attempts == ""
 
 
-@pytest.mark.xfail(strict=True, reason="runtimes/openvino.py imports openvino outside vendor_telemetry_off(), and "
-                   "`import openvino` sends a telemetry event: to be fixed there")
 def test_openvino_runtime_sends_no_telemetry(tmp_path):
     src = _image_onnx(tmp_path / "image.onnx", nhwc=False)
     ir = convert(src, ["openvino"], output_dir=tmp_path / "ir")["openvino"].path
@@ -141,8 +139,6 @@ def test_openvino_runtime_sends_no_telemetry(tmp_path):
     assert attempts == "", attempts
 
 
-@pytest.mark.xfail(strict=True, reason="benchmarks/native.py starts benchmark_app, whose `import openvino` sends a "
-                   "telemetry event: to be fixed there (e.g. CI=true in the tool's environment)")
 def test_native_benchmark_app_sends_no_telemetry(tmp_path, monkeypatch):
     from edgekit.benchmarks.native import native_tool_for, run_native
     from edgekit.examples import DIGITS_DIR

@@ -45,10 +45,15 @@ def test_outputs_match_source(cases, case, kind, backend, family):
         assert len(out) == len(refs)
         for spec, ref in zip(m.outputs, refs):
             _close_to(out[spec.name], ref)
-        # every input form gives the same numbers: dict, sequence in input order, single array
-        seq = m.predict([feeds[s.name] for s in m.inputs])
-        for k in out:
-            np.testing.assert_array_equal(seq[k], out[k])
+        # every input form gives the same numbers: dict, sequence in input order, single array; a file that keys
+        # its inputs by name and keeps no order (TFLite, SavedModel signatures) refuses a list of several
+        if len(m.inputs) > 1 and kind in ("tflite", "savedmodel"):
+            with pytest.raises(InputError, match="records no order"):
+                m.predict([feeds[s.name] for s in m.inputs])
+        else:
+            seq = m.predict([feeds[s.name] for s in m.inputs])
+            for k in out:
+                np.testing.assert_array_equal(seq[k], out[k])
         if len(m.inputs) == 1:
             single = m.predict(next(iter(feeds.values())))
             for k in out:
