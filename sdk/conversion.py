@@ -169,6 +169,25 @@ def convert(model, targets, *, precision: str = "fp32", input_shapes: dict | Non
     return report
 
 
+def check(source, candidate, sample=None, *, precision: str = "fp32", trust_code: bool = False) -> TargetResult:
+    """Judge an existing ``candidate`` file against ``source`` exactly as convert's gate does (the same compare
+    function and tolerance table as `edgekit validate`): ``precision`` int8/int8-dynamic/int4 judges on task level
+    over every sample, anything else elementwise. Returns a TargetResult (status ok/failed, parity, warnings)."""
+    from edgekit.converters.base import Artifact, ConvertOptions
+
+    from .formats import detect
+    from .precision import normalize
+
+    src = _prepare_source(source, None, trust_code, Path("."), set())
+    task_level = normalize(precision) in ("int8", "int4")
+    options = ConvertOptions(precision="int8-dynamic" if task_level else precision)
+    ref = _reference(src, sample, options, None, None, True)
+    cand = detect(candidate)
+    res = TargetResult(cand.format.value, path=cand.path, precision=precision)
+    _check(res, Artifact(cand.path, cand.format), src, ref, options, True)
+    return res
+
+
 def _target(name, src: _Source, ref: _Reference, options, out, work, protected, owned, verify, check_speed,
             report: ConvertReport, say) -> TargetResult:
     """One target: route, compress, check, place. Any failure is recorded, never raised."""
@@ -271,42 +290,59 @@ def _check(res: TargetResult, art, src: _Source, ref: _Reference, options, verif
     elif art.format is Format.COREML and platform.system() != "Darwin":
         res.status = "unverified"
         res.notes.append("Core ML predicts only on macOS: parity not checked here")
-    elif options.compressing:
-        from .compression import gate
-
-        gate(res, art.path, src.art.path, ref.gate_data, src.trust)
+    elif options.compressing:  # task level, on many samples, against the fp32 source
+        _gate(res, art.path, ref, ref.gate_sample, ref.gate_outputs, options.precision, summary=True)
         res.warnings += ref.gate_warnings
-        from .model import load
-
-        with load(art.path) as cand:
-            res.inputs = _source_order(cand, ref.names)
     else:
-        _gate(res, art.path, ref, options.precision)
+        _gate(res, art.path, ref, ref.sample, ref.outputs, options.precision)
         res.warnings += ref.warnings
 
 
-def _gate(res: TargetResult, path: Path, ref: _Reference, precision: str) -> None:
-    """Run the converted model on the sample (in chunks where its batch is fixed) and compare with the source."""
-    from edgekit.benchmarks.parity import compare
+def _gate(res: TargetResult, path: Path, ref: _Reference, sample: dict, expected: dict, asked: str,
+          summary: bool = False) -> None:
+    """Run the converted model on ``sample`` (in chunks where its batch is fixed) and judge it against the
+    source's outputs with the one compare function `edgekit validate` uses (edgekit.checks.verdict), under the
+    profile of the lower of the asked precision and what the file holds."""
+    from edgekit.checks.verdict import FAIL, compare_outputs
 
     from .batching import align_inputs, predict_samples
     from .model import load
+    from .precision import lowest
 
     with load(path) as cand:
-        feeds = align_inputs(cand, ref.sample, ref.names, res.notes)
+        feeds = align_inputs(cand, sample, ref.names, res.notes)
         got = predict_samples(cand, feeds)
         res.inputs = _source_order(cand, ref.names)
-    par = compare(ref.outputs, got, precision)
-    res.notes += par.notes
-    res.parity = par.summary()
-    if par.passed:
-        res.status = "ok"
-    else:
-        res.status = "failed"
-        res.error = f"parity outside the {precision} tolerance: {par.failure()}"
+        precision = lowest(asked, cand.precision)
+    j, errors = compare_outputs(expected, got, precision, _device_class())
+    res.notes += j.notes
+    done = [e for e in errors.values() if e.get("max_abs") is not None]
+    res.parity = {"max_abs": max((e["max_abs"] for e in done), default=None),
+                  "mean_abs": max((e["mean_abs"] for e in done), default=None),
+                  "cosine": min((e["cosine"] for e in done), default=None)}
+    if summary:  # compressed targets: what the task-level judgement saw
+        res.parity.update(samples=_samples(sample), agreement_top1=j.agreement_top1)
+    res.status = "failed" if j.verdict == FAIL else "ok"
+    if j.verdict == FAIL:
+        what = "the compression check" if summary else "parity"
+        res.error = f"{what} outside the {precision} profile: {'; '.join(j.reasons)}"
         dynamic = [k for k, v in ref.dynamic.items() if v]
-        if dynamic:
+        if dynamic and not summary:
             res.error += f" (the source has dynamic dims on {', '.join(dynamic)}: try --input-shape to fix them)"
+
+
+def _samples(sample: dict) -> int:
+    from .batching import sample_count
+
+    return sample_count(sample)
+
+
+def _device_class() -> str | None:
+    """This machine's device class, as validate guesses it (the profile's factor depends on it)."""
+    from edgekit.benchmarks.device_classes import guess
+    from edgekit.benchmarks.environment import board, cpu_info
+
+    return guess(cpu_info(), board(), platform.system())
 
 
 def _source_order(cand, source_names: list[str]) -> list[str]:

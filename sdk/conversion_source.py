@@ -70,7 +70,8 @@ class _Reference:
     dynamic: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # parity checks without power
-    gate_data: list | None = None  # compressed targets: feed dicts of one sample each
+    gate_sample: dict | None = None  # compressed targets: many samples (the user's, calibration or generated)
+    gate_outputs: dict | None = None
     gate_warnings: list[str] = field(default_factory=list)
     problem: str | None = None  # why the source cannot run here (targets are then unverified)
 
@@ -141,29 +142,27 @@ def _reference(src: _Source, sample, options, calibration, calibration_samples, 
             ref.notes += cal_notes
         if options.compressing:  # task level: many samples, the user's or the calibration set
             if not generated:
-                ref.gate_data = [{k: v[i:i + 1] for k, v in sample.items()} for i in range(n)]
+                ref.gate_sample = sample
             elif options.calibration:
-                ref.gate_data = options.calibration
+                ref.gate_sample = {k: np.concatenate([c[k] for c in options.calibration]) for k in ref.names}
             else:
-                from .data import random_inputs
-
-                ref.gate_data = [random_inputs(fixed, batch=1, seed=100 + i)[0] for i in range(64)]
+                ref.gate_sample = _generated(fixed, 64, seed=100)[0]
                 ref.notes.append("compressed targets judged on 64 generated inputs: pass --sample or "
                                  "--calibration with real data for a meaningful check")
-            outs = [m.predict(f) for f in ref.gate_data] if verify else []
-            stacked = {k: np.concatenate([o[k] for o in outs]) for k in (outs[0] if outs else {})}
-            ref.gate_warnings = power_warnings(stacked, len(ref.gate_data), MIN_AGREEMENT_SAMPLES,
-                                               "compression check")
+            if verify:
+                ref.gate_outputs = predict_samples(m, ref.gate_sample)
+                ref.gate_warnings = power_warnings(ref.gate_outputs, _count(ref.gate_sample), MIN_AGREEMENT_SAMPLES,
+                                                   "compression check")
     return ref
 
 
-def _generated(specs, n: int) -> tuple[dict, list[str]]:
+def _generated(specs, n: int, seed: int = 0) -> tuple[dict, list[str]]:
     """``n`` generated samples (fixed batch dims are filled by stacking batches along the first axis)."""
     from .data import random_inputs
 
     if all(s.shape and s.shape[0] is None for s in specs):
-        return random_inputs(specs, batch=n)
-    parts = [random_inputs(specs, batch=1, seed=i) for i in range(n)]
+        return random_inputs(specs, batch=n, seed=seed)
+    parts = [random_inputs(specs, batch=1, seed=seed + i) for i in range(n)]
     notes = parts[0][1]
     try:
         return {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}, notes

@@ -2,7 +2,8 @@
 
 Per output tensor: error statistics accumulated batch by batch (memory stays bounded). Per task: metrics from
 scikit-learn for both models and their difference, with a paired bootstrap CI and McNemar's exact test. A verdict
-per candidate from the profile of its precision and device class (`benchmarks/validation_profiles.py`).
+per candidate from the one tolerance table (`checks/tolerances.py`) and the one compare function
+(`checks/verdict.py`) that `edgekit convert` uses too, so both give the same verdict for the same files.
 """
 
 from __future__ import annotations
@@ -15,84 +16,7 @@ import numpy as np
 
 from .errors import EdgekitError, InputError, PlatformError
 
-TASKS = ("classification", "binary", "regression", "embedding", "raw")
-RESERVOIR = 200_000  # |error| values kept for the 99th percentile
-
-
-class ErrorAccumulator:
-    """Streaming version of `benchmarks.metrics.tensor_errors` (same definitions), plus the reference's range."""
-
-    def __init__(self, atol: float, rtol: float, seed: int = 0):
-        self.atol, self.rtol = atol, rtol
-        self.n = self.within = self.nan_mismatch = 0
-        self.sum_abs = self.dot = self.rr = self.cc = self.err2 = 0.0
-        self.max_abs = self.max_rel = 0.0
-        self.lo, self.hi, self.ref_absmax = np.inf, -np.inf, 0.0
-        self.pool = np.empty(0)  # a uniform reservoir sample of |error| values, at most RESERVOIR of them
-        self.filled = self.seen = 0
-        self.rng = np.random.default_rng(seed)
-
-    def add(self, ref: np.ndarray, cand: np.ndarray) -> None:
-        r = np.asarray(ref, np.float64).ravel()
-        c = np.asarray(cand, np.float64).reshape(np.shape(ref)).ravel() if np.size(cand) == np.size(ref) else None
-        if c is None:
-            raise InputError(f"output shapes differ: candidate {np.shape(cand)} vs reference {np.shape(ref)}")
-        rf, cf = np.isfinite(r), np.isfinite(c)
-        same_special = (~rf & ~cf) & ((np.isnan(r) & np.isnan(c)) | (r == c))
-        self.nan_mismatch += int(np.sum(rf & ~cf)) + int(np.sum(~rf & ~cf & ~same_special)) + int(np.sum(~rf & cf))
-        ok = rf & cf
-        r, c = r[ok], c[ok]
-        if r.size == 0:
-            return
-        d = np.abs(r - c)
-        self.n += r.size
-        self.sum_abs += float(d.sum())
-        self.max_abs = max(self.max_abs, float(d.max()))
-        self.lo, self.hi = min(self.lo, float(r.min())), max(self.hi, float(r.max()))
-        self.ref_absmax = max(self.ref_absmax, float(np.abs(r).max()))
-        self.dot += float(r @ c)
-        self.rr += float(r @ r)
-        self.cc += float(c @ c)
-        self.err2 += float(d @ d)
-        self.within += int(np.sum(d <= self.atol + self.rtol * np.abs(r)))
-        # relative error against max(|ref|, eps), eps = 1e-6 x the largest |ref| seen so far (streaming: a batch
-        # is not kept, so eps grows with the data; it only keeps near-zero references from dominating)
-        eps = max(1e-6 * self.ref_absmax, 1e-30)
-        self.max_rel = max(self.max_rel, float(np.max(d / np.maximum(np.abs(r), eps))))
-        self._reservoir(d)
-
-    def _reservoir(self, d: np.ndarray) -> None:
-        """Algorithm R, vectorized: memory stays at RESERVOIR values however much data streams through."""
-        if self.pool.size == 0:
-            self.pool = np.empty(RESERVOIR)
-        head = d[:RESERVOIR - self.filled]
-        self.pool[self.filled:self.filled + head.size] = head
-        self.filled += head.size
-        rest = d[head.size:]
-        if rest.size:  # the i-th value seen replaces a random slot with probability RESERVOIR / i
-            seen_at = np.arange(self.seen + head.size + 1, self.seen + d.size + 1)
-            slot = (self.rng.random(rest.size) * seen_at).astype(np.int64)
-            hit = slot < RESERVOIR
-            self.pool[slot[hit]] = rest[hit]
-        self.seen += d.size
-
-    def result(self) -> dict:
-        if self.n == 0:
-            return {"max_abs": None, "mean_abs": None, "p99_abs": None, "max_rel": None, "cosine": None,
-                    "snr_db": None, "within_tol": None, "nan_mismatch": self.nan_mismatch, "range": None}
-        max_rel = self.max_rel
-        allkept = self.pool[:self.filled] if self.filled else np.zeros(1)
-        cos = 1.0 if self.rr == 0 and self.cc == 0 else (self.dot / np.sqrt(self.rr * self.cc) if self.rr and self.cc
-                                                         else 0.0)
-        snr = float("inf") if self.err2 == 0 else (10 * np.log10(self.rr / self.err2) if self.rr > 0 else float("-inf"))
-        logs = np.log10(allkept + 1e-12)
-        counts, edges = np.histogram(logs, bins=30)
-        return {"max_abs": self.max_abs, "mean_abs": self.sum_abs / self.n, "p99_abs": float(np.percentile(allkept, 99)),
-                "max_rel": max_rel, "cosine": float(cos), "snr_db": float(snr), "within_tol": self.within / self.n,
-                "nan_mismatch": self.nan_mismatch, "range": self.hi - self.lo,
-                "histogram_log10_abs": {"edges": edges.tolist(), "counts": counts.tolist()}}
-
-
+from .checks.verdict import TASKS, guess_task as _guess_task, pair_outputs as _pair  # noqa: F401 (re-exported)
 @dataclass
 class _Cand:
     path: str
@@ -104,30 +28,15 @@ class _Cand:
     names: list[str] = field(default_factory=list)
 
 
-def _pair(ref_out: dict, cand_out: dict) -> list[tuple[str, str]]:
-    if set(ref_out) == set(cand_out):
-        return [(k, k) for k in ref_out]
-    if len(ref_out) == len(cand_out):
-        return list(zip(ref_out, cand_out))
-    raise InputError(f"the candidate has {len(cand_out)} outputs where the reference has {len(ref_out)}")
-
-
-def _guess_task(y: np.ndarray, labels) -> str:
-    if y.ndim == 2 and y.shape[1] > 1 and labels is not None:
-        return "classification"
-    if y.ndim == 2 and y.shape[1] > 1 and np.all(y >= 0) and np.allclose(y.sum(1), 1, atol=1e-3):
-        return "classification"
-    return "raw"
-
-
 def validate(reference, candidates, data, *, labels=None, task: str | None = None, device_class: str | None = None,
              atol: float | None = None, rtol: float | None = None, output_tolerances: dict | None = None,
              localize: bool = False, batch_size: int = 64, preprocess=None, trust_code: bool = False,
              progress=None) -> dict:
     """Validate ``candidates`` against ``reference`` on ``data``; returns the report dict (see `edgekit validate`)."""
     from edgekit.batching import align_inputs, predict_samples
-    from edgekit.benchmarks import metrics as M
-    from edgekit.benchmarks.validation_profiles import profile
+    from edgekit.checks import metrics as M
+    from edgekit.checks.stream import ErrorAccumulator
+    from edgekit.checks.tolerances import profile
     from edgekit.datasets import open_dataset
     from edgekit.model import load
 
@@ -192,7 +101,7 @@ def validate(reference, candidates, data, *, labels=None, task: str | None = Non
     y_ref = np.concatenate(ref_task)
     lab = None if ds.labels is None else np.asarray(ds.labels)[:seen]
     task = task or _guess_task(y_ref, lab)
-    from .checks import MIN_AGREEMENT_SAMPLES, MIN_PARITY_SAMPLES, constant_warning, power_warnings
+    from .checks.power import MIN_AGREEMENT_SAMPLES, MIN_PARITY_SAMPLES, constant_warning, power_warnings
 
     warnings = power_warnings({}, seen, MIN_PARITY_SAMPLES, "validation")
     if seen > 1:  # with one sample, the too-few warning already says the check is weak
@@ -208,7 +117,7 @@ def validate(reference, candidates, data, *, labels=None, task: str | None = Non
         if c.get("precision") in ("int8", "int4") and MIN_PARITY_SAMPLES <= seen < MIN_AGREEMENT_SAMPLES:
             c["warnings"] += power_warnings({}, seen, MIN_AGREEMENT_SAMPLES, f"{c['precision']} agreement check")
         if localize and report["candidates"][-1]["verdict"] == "fail" and cand.model is not None:
-            from edgekit.benchmarks.localize import localize as find
+            from edgekit.checks.localize import localize as find
 
             try:
                 loc = find(reference, cand.path, first_batch)
@@ -233,6 +142,8 @@ def _task_metrics(task, y, lab, M):
 
 
 def _judge(cand: _Cand, y_ref, lab, task, device_class, atol, rtol, overrides, M, profile) -> dict:
+    from edgekit.checks.verdict import judge
+
     out = {"model": cand.path, "verdict": "fail", "precision": None, "outputs": {}, "metrics": None,
            "agreement_top1": None, "localization": None, "reasons": [], "error": None}
     if cand.error:  # could not load or run: not a failed check (exit code 3, not 1)
@@ -245,29 +156,9 @@ def _judge(cand: _Cand, y_ref, lab, task, device_class, atol, rtol, overrides, M
         return out
     prof = profile(cand.model.precision, device_class)
     out["profile"] = prof
-    reasons = []
-    for name, acc in cand.acc.items():
-        e = acc.result()
-        out["outputs"][name] = e
-        ov = (overrides or {}).get(name, {})
-        if e["nan_mismatch"]:
-            reasons.append(f"{name}: {e['nan_mismatch']} NaN/Inf values where the reference has none")
-        if e["max_abs"] is None:
-            continue
-        rel = ov.get("max_abs_rel", prof["max_abs_rel"])
-        cos = ov.get("cosine", prof["cosine"])
-        if atol is not None or rtol is not None or "atol" in ov or "rtol" in ov:
-            if e["within_tol"] < 1.0:
-                reasons.append(f"{name}: {100 * (1 - e['within_tol']):.3g}% of elements outside atol/rtol")
-        elif rel is not None and e["max_abs"] > rel * max(e["range"], 1e-12):
-            reasons.append(f"{name}: max abs error {e['max_abs']:.3g} > {rel:g} x range {e['range']:.3g}")
-        if cos is not None and e["cosine"] < cos:
-            reasons.append(f"{name}: cosine {e['cosine']:.6f} < {cos}")
+    out["outputs"] = {name: acc.result() for name, acc in cand.acc.items()}
     y_c = np.concatenate(cand.task_out)
-    if task in ("classification", "binary") and y_ref.ndim == 2 and y_ref.shape[1] > 1:
-        out["agreement_top1"] = M.top1_agreement(y_ref, y_c)
-        if out["agreement_top1"] < prof["agreement"]:
-            reasons.append(f"top-1 agreement {out['agreement_top1']:.4f} < {prof['agreement']}")
+    drop = None
     if task == "embedding":
         out["metrics"] = M.embedding_metrics(y_ref, y_c)
     elif task != "raw":
@@ -282,11 +173,12 @@ def _judge(cand: _Cand, y_ref, lab, task, device_class, atol, rtol, overrides, M
                 met["ci95"] = M.paired_bootstrap_ci(lab, pr, pc)
                 met["mcnemar_p"] = M.mcnemar_exact(lab, pr, pc)["p_value"]
                 drop = mr["accuracy"] - mc["accuracy"]
-                if drop > prof["accuracy_drop"]:
-                    reasons.append(f"accuracy drop {100 * drop:.2f} points > {100 * prof['accuracy_drop']:g}")
             out["metrics"] = met
-    out["reasons"] = reasons
-    out["verdict"] = "pass" if not reasons else "fail"
+    j = judge(out["outputs"], prof, task=task, task_output=next(iter(cand.acc), None), y_ref=y_ref, y_cand=y_c,
+              accuracy_drop=drop, overrides=overrides, use_atol_rtol=atol is not None or rtol is not None)
+    out["agreement_top1"] = j.agreement_top1
+    out["reasons"] = j.reasons
+    out["verdict"] = j.verdict
     return out
 
 

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from edgekit.cli.main import app
 from edgekit.examples import DIGITS_DIR
-from edgekit.validation import ErrorAccumulator, validate
+from edgekit.checks.stream import ErrorAccumulator
+from edgekit.validation import validate
 
 DATA = DIGITS_DIR / "digits_test.npz"
 KERAS, ONNX = DIGITS_DIR / "digits_cnn.keras", DIGITS_DIR / "digits_cnn.onnx"
@@ -124,7 +125,7 @@ def test_fp16_overflow_fails_with_inf(tmp_path):
 
 
 def test_streaming_errors_match_whole_array_definitions():
-    from edgekit.benchmarks.metrics import tensor_errors
+    from edgekit.checks.metrics import tensor_errors
 
     rng = np.random.default_rng(3)
     ref = rng.standard_normal((100, 7))
@@ -238,7 +239,7 @@ def test_regression_and_embedding_tasks_and_output_overrides(tmp_path):
 
 def test_error_statistics_stay_bounded_on_large_data(monkeypatch):
     """The p99 sample is a fixed-size reservoir: memory does not grow with the data, and p99 stays close."""
-    import edgekit.validation as V
+    import edgekit.checks.stream as V
 
     monkeypatch.setattr(V, "RESERVOIR", 5000)
     rng = np.random.default_rng(7)

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 import edgekit
-from edgekit.benchmarks.parity import compare, compare_arrays
-from edgekit.benchmarks.tolerances import TOLERANCES
+from edgekit.checks.tolerances import PROFILES
+from edgekit.checks.verdict import compare_outputs
 from edgekit.cli.main import app
 from edgekit.conversion import convert
 from edgekit.converters import base, planner
@@ -45,20 +45,23 @@ def test_blocked_route_names_the_extra(monkeypatch):
 def test_parity_metrics_against_definitions():
     ref = np.array([0.0, 1.0, 2.0, 4.0])
     got = np.array([0.0, 1.0, 2.0, 4.006])
-    o = compare_arrays("y", ref, got, "fp32")
-    assert o.max_abs == pytest.approx(0.006) and o.mean_abs == pytest.approx(0.0015)
+    j, errors = compare_outputs({"y": ref}, {"y": got}, "fp32")
+    o = errors["y"]
+    assert o["max_abs"] == pytest.approx(0.006) and o["mean_abs"] == pytest.approx(0.0015)
     cos = float(ref @ got / (np.linalg.norm(ref) * np.linalg.norm(got)))
-    assert o.cosine == pytest.approx(cos)
-    assert o.range == 4.0
-    assert not o.passed and "0.006 > 0.001 x range 4" in o.reason  # 0.006 > 1e-3 * 4
-    assert compare_arrays("y", ref, got, "fp16").passed  # 0.006 <= 1e-2 * 4 and cosine > 0.999
-    assert TOLERANCES["fp32"]["cosine"] == 0.9999 and TOLERANCES["fp16"]["max_abs_rel"] == 1e-2
-    nan = compare_arrays("y", ref, np.array([0.0, np.nan, 2.0, 4.0]), "fp32")
-    assert not nan.passed and "NaN" in nan.reason
-    both = compare_arrays("y", np.array([np.nan, 1.0]), np.array([np.nan, 1.0]), "fp32")
-    assert both.passed  # NaN where the reference has it too
-    flipped = compare({"a": ref}, {"b": -ref}, "fp32")
-    assert not flipped.passed and flipped.notes  # paired by position, noted
+    assert o["cosine"] == pytest.approx(cos)
+    assert o["range"] == 4.0
+    assert j.verdict == "fail" and "0.006 > 0.001 x range 4" in j.reasons[0]  # 0.006 > 1e-3 * 4
+    assert compare_outputs({"y": ref}, {"y": got}, "fp16")[0].verdict == "pass"  # 0.006 <= 1e-2 * 4, cos > 0.999
+    assert PROFILES["fp32"]["cosine"] == 0.9999 and PROFILES["fp16"]["max_abs_rel"] == 1e-2
+    nan, _ = compare_outputs({"y": ref}, {"y": np.array([0.0, np.nan, 2.0, 4.0])}, "fp32")
+    assert nan.verdict == "fail" and "NaN" in nan.reasons[0]
+    both, _ = compare_outputs({"y": np.array([np.nan, 1.0])}, {"y": np.array([np.nan, 1.0])}, "fp32")
+    assert both.verdict == "pass"  # NaN where the reference has it too
+    flipped, _ = compare_outputs({"a": ref}, {"b": -ref}, "fp32")
+    assert flipped.verdict == "fail" and flipped.notes  # paired by position, noted
+    with pytest.raises(edgekit.InputError, match="unknown precision"):
+        compare_outputs({"y": ref}, {"y": got}, "fp12")  # never a silent fp32
 
 
 def test_one_failing_target_does_not_stop_the_others(cases, tmp_path, monkeypatch):
@@ -114,7 +117,7 @@ def test_planted_fault_fails_the_gate(cases, tmp_path, monkeypatch):
 
     monkeypatch.setattr(type(edge), "run", sabotage)
     rep = convert(cases["cnn"].files["onnx"], ["openvino"], output_dir=tmp_path)
-    assert rep["openvino"].status == "failed" and "parity outside the fp32 tolerance" in rep["openvino"].error
+    assert rep["openvino"].status == "failed" and "parity outside the fp32 profile" in rep["openvino"].error
 
 
 def test_fp16_precision_is_judged_with_fp16_tolerance(cases, tmp_path):

@@ -1,10 +1,10 @@
-"""edgekit.benchmarks.localize: planted faults must be found at the operation where they were planted."""
+"""edgekit.checks.localize: planted faults must be found at the operation where they were planted."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from edgekit.benchmarks.localize import localize, rel_error
+from edgekit.checks.localize import localize, rel_error
 
 ORDER = ["conv1", "relu1", "conv2", "relu2", "flatten", "fc", "softmax"]
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edgekit.benchmarks.metrics import (
+from edgekit.checks.metrics import (
     accuracy,
     binary_metrics,
     classification_metrics,
