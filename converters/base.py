@@ -8,51 +8,115 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 from edgekit.errors import ConversionError, first_line
 from edgekit.formats import Format
 
-PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")
+from .compress_base import CompressOptions
+
+PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")  # the one word of the CLI's --precision
+FLOAT_PRECISIONS = ("fp32", "fp16")  # what a conversion writes; int8 is a compression (CompressOptions)
+# the compression fields ConvertOptions took before CompressOptions, with their defaults: still accepted and
+# readable (and settable) on ConvertOptions, where they delegate to ``compress``
+_COMPRESS_FIELDS = {"calibration": None, "per_channel": True, "int8_io": False, "palettize_bits": None,
+                    "prune_sparsity": None, "weights_only_bits": None}
 
 
-@dataclass
+@dataclass(init=False)
 class ConvertOptions:
-    """What the user asked for; every edge reads the fields that apply to it."""
+    """What the user asked for; every edge reads the fields that apply to it.
 
-    precision: str = "fp32"
+    ``float_precision`` is the conversion's (fp32, or fp16 weights written by the exporter); ``compress`` is the
+    compression applied after (or, for TFLite, inside) the conversion, None for none: the fp32 counterpart of a
+    compressed target is the same options with ``compress=None`` (``uncompressed()``). ``precision`` reads the
+    one word the target ends in (int8 / int8-dynamic when compressed so, else the float precision), and the old
+    keyword fields (``precision="int8"``, ``calibration=``, ``weights_only_bits=``, ...) still build a
+    ``compress``.
+    """
+
+    float_precision: str = "fp32"
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # fixes dynamic dims
     trust_code: bool = False
     verbose: bool = False
     sample: dict | None = None  # name -> array: the user's sample, used to trace modules and to check parity
     input_order: list[str] = field(default_factory=list)  # the source's input names, in its order
-    # compression
-    calibration: list | None = None  # feed dicts of one sample each (batch 1), keyed by the source's input names
-    per_channel: bool = True
-    int8_io: bool = False
-    palettize_bits: int | None = None
-    prune_sparsity: float | None = None
-    weights_only_bits: int | None = None
+    compress: CompressOptions | None = None
+
+    def __init__(self, precision: str | None = None, input_shapes: dict | None = None, trust_code: bool = False,
+                 verbose: bool = False, sample: dict | None = None, input_order: list[str] | None = None,
+                 compress: CompressOptions | None = None, *, float_precision: str | None = None, **legacy):
+        unknown = sorted(set(legacy) - set(_COMPRESS_FIELDS))
+        if unknown:
+            raise TypeError(f"ConvertOptions got unexpected keyword argument(s) {', '.join(unknown)}")
+        if precision is not None and float_precision is not None:
+            raise TypeError("give precision or float_precision, not both")
+        word = str(precision if precision is not None else float_precision or "fp32").strip().lower()
+        asked = {k: v for k, v in legacy.items()
+                 if (v is not None if _COMPRESS_FIELDS[k] is None else bool(v) != _COMPRESS_FIELDS[k])}
+        if word in ("int8", "int8-dynamic"):
+            asked["precision"], word = word, "fp32"
+        if asked and compress is not None:
+            raise TypeError("give the compression as compress=CompressOptions(...) or as the old keyword "
+                            f"fields ({', '.join(sorted(asked))}), not both")
+        self.float_precision = _float_precision(word)
+        self.input_shapes = dict(input_shapes or {})
+        self.trust_code, self.verbose, self.sample = trust_code, verbose, sample
+        self.input_order = list(input_order or [])
+        self.compress = CompressOptions(**asked) if asked else compress
+        if self.float_precision == "fp16" and self.compress is not None and self.compress.precision:
+            from edgekit.errors import InputError
+
+            raise InputError(f"an fp16 conversion and {self.compress.precision} compression conflict",
+                             "int8 sets the precision of the weights: ask for one of fp16 and int8")
+
+    @property
+    def precision(self) -> str:
+        """The one word the target ends in: the compression's int8/int8-dynamic, else fp32 or fp16."""
+        c = self.compress
+        return c.precision if c is not None and c.precision else self.float_precision
 
     @property
     def compressing(self) -> bool:
-        return self.precision in ("int8", "int8-dynamic") or any(
-            v is not None for v in (self.palettize_bits, self.prune_sparsity, self.weights_only_bits))
+        return self.compress is not None and self.compress.active
 
     def uncompressed(self) -> "ConvertOptions":
         """The same conversion without compression: the fp32 counterpart a compressed target is measured against."""
         from dataclasses import replace
 
-        return replace(self, precision="fp32", palettize_bits=None, prune_sparsity=None, weights_only_bits=None,
-                       int8_io=False, calibration=None)
+        return replace(self, compress=None)
 
-    def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            from edgekit.errors import InputError
 
-            raise InputError(f"unknown precision '{self.precision}'", f"choose one of: {', '.join(PRECISIONS)}")
+def _float_precision(word: str) -> str:
+    from edgekit.errors import InputError
+    from edgekit.precision import normalize
+
+    try:
+        p = normalize(word)
+    except InputError:
+        p = None
+    if p not in FLOAT_PRECISIONS:
+        raise InputError(f"unknown precision '{word}'", f"choose one of: {', '.join(PRECISIONS)}")
+    return p
+
+
+def _delegate(name: str, default):
+    def get(self):
+        return default if self.compress is None else getattr(self.compress, name)
+
+    def set_(self, value):
+        if self.compress is not None:
+            self.compress = replace(self.compress, **{name: value})
+        elif value is not None and not (isinstance(value, bool) and value == default):
+            self.compress = CompressOptions(**{name: value})
+
+    return property(get, set_, doc=f"``compress.{name}`` ({default!r} without compression)")
+
+
+for _name, _default in _COMPRESS_FIELDS.items():
+    setattr(ConvertOptions, _name, _delegate(_name, _default))
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Compress an ONNX model with ONNX Runtime's quantization tools: static int8 (QDQ), dynamic int8, 4-bit weights.
 
-Every option must have an effect: an option ONNX cannot honour is a ``ConversionError``, and a quantization that
-left the graph without any quantized node or int8 weight is a ``ConversionError`` too, never a silent no-op.
+Three registered passes (compress_base.py): each declares what it honours, refuses the rest before any conversion
+starts, and ``ensures`` the graph gained quantized nodes or low-bit weights: never a silent no-op.
 
 Static int8 uses unsigned 8-bit activations and signed 8-bit weights (QDQ): on this project's machines ONNX
 Runtime ran U8 activations ~2.2x faster than fp32 where S8 activations ran 1.3x (see DESIGN.md field notes).
@@ -10,23 +10,39 @@ ORT QDQ models keep float inputs and outputs, so ``int8_io`` cannot be honoured 
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from edgekit.errors import ConversionError
+from edgekit.formats import Format
+
+from .compress_base import INT4_WEIGHTS, INT8, INT8_WEIGHTS, CompressionPass, compress_options, refusal, register
 
 TARGET = "onnx"
 QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger",
              "MatMulNBits", "QLinearConv", "QLinearMatMul")
 
+refusal(Format.ONNX, "palettize_bits", "ONNX Runtime has no weight palettization (lookup-table weights)")
+refusal(Format.ONNX, "prune_sparsity", "ONNX Runtime stores dense weights; pruning would not shrink or speed the model")
+refusal(Format.ONNX, "int8_io", "ONNX Runtime QDQ models keep float inputs and outputs")
+refusal(Format.ONNX, "per_channel", "4-bit MatMulNBits weights are quantized in blocks of 32; only the int8 "
+                                   "quantizations have a per-tensor choice")
 
-def _unsupported(option: str, why: str) -> ConversionError:
-    e = ConversionError(f"{TARGET} cannot honour {option}: {why}",
-                        f"drop {option} for target '{TARGET}', or pick a target that supports it")
-    e.target, e.option = TARGET, option
-    return e
+
+def compress_onnx(path: Path, options, out: Path) -> tuple[Path, list[str]]:
+    """Write ``path`` compressed as ``options`` asks to ``out / f"{path.stem}.onnx"``; return (new path, notes)."""
+    from .compress_run import run_passes
+
+    path, out = Path(path), Path(out)
+    copts = compress_options(options)
+    if copts is None or not copts.active:  # nothing to compress here; fp16 is the export's job
+        out.mkdir(parents=True, exist_ok=True)
+        dest = out / f"{path.stem}.onnx"
+        if dest.resolve() != path.resolve():
+            shutil.copyfile(path, dest)
+        return dest, []
+    return run_passes(Format.ONNX, path, options, out)
 
 
 def quant_summary(model) -> dict[str, int]:
@@ -52,6 +68,133 @@ def quant_summary(model) -> dict[str, int]:
         n_low += sum(1 for t in g.initializer if t.data_type in low)
     counts["int8_initializers"] = n_low
     return counts
+
+
+class _OnnxPass(CompressionPass):
+    target = Format.ONNX
+    needs = (("onnxruntime", "onnxruntime"), ("onnx", "onnx"))
+    extra = "onnx"
+    ops: tuple[str, ...] = ()  # quantized op types this pass adds
+    hint = "the model may have no Conv/MatMul/Gemm with constant weights to quantize"
+
+    @staticmethod
+    def inspect(path: Path) -> dict:
+        import onnx
+
+        counts = quant_summary(onnx.load(str(path)))
+        counts["bytes"] = _size(Path(path))
+        return counts
+
+    def what(self, options) -> str:
+        return options.label(options.field_of(self.technique)).split(" (")[0]
+
+    def ensures(self, before, after, options) -> None:
+        def low(c):
+            return sum(c.get(k, 0) for k in self.ops) + c["int8_initializers"]
+
+        if low(after) <= low(before):
+            raise ConversionError(f"{self.what(options)} had no effect: the model has no new quantized node or "
+                                  "int8 weight", self.hint)
+
+    def report(self, before, after) -> list[str]:
+        b, a = before["bytes"], after["bytes"]
+        return [f"size {b / 1024:.1f} KiB -> {a / 1024:.1f} KiB ({a / b:.2f}x)"]
+
+
+@register
+class OnnxStaticInt8(_OnnxPass):
+    technique = INT8
+    summary = "static int8 QDQ (ORT quantize_static, MinMax): uint8 activations, int8 weights"
+    honours = frozenset({"per_channel"})
+    needs_calibration = runs_model = True
+    ops = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul")
+
+    def what(self, options) -> str:
+        return "static int8 quantization"
+
+    def run(self, src, options, out):
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+        import onnx
+
+        notes: list[str] = []
+        # pre-processing output goes to a temporary folder: the runner confines those to its own folder
+        dest, pre, model_src = out / f"{src.stem}.onnx", Path(tempfile.mkdtemp()) / "pre.onnx", src
+        try:
+            from onnxruntime.quantization.shape_inference import quant_pre_process
+
+            quant_pre_process(str(src), str(pre))
+            model_src = pre
+        except Exception as err:  # noqa: BLE001 - pre-processing is an optimisation; quantize the model as it is
+            first = str(err).splitlines()[0][:160] if str(err) else ""
+            notes.append(f"quantization pre-processing skipped ({type(err).__name__}: {first})")
+        reader = _FeedReader(options.calibration, _graph_inputs(onnx.load(str(src))))
+        try:
+            quantize_static(str(model_src), str(dest), reader, quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            per_channel=options.per_channel, calibrate_method=CalibrationMethod.MinMax)
+        except Exception as err:
+            from .base import fail
+
+            raise fail("static int8 quantization failed", err) from err
+        notes.append(f"static int8 QDQ, {'per-channel' if options.per_channel else 'per-tensor'} weights, uint8 "
+                     f"activations, calibrated on {len(reader._items)} samples (MinMax)")
+        return dest, notes
+
+
+@register
+class OnnxDynamicInt8(_OnnxPass):
+    technique = INT8_WEIGHTS
+    summary = "dynamic int8 (ORT quantize_dynamic): int8 weights, activations quantized at run time"
+    honours = frozenset({"per_channel"})
+    ops = ("DynamicQuantizeLinear", "MatMulInteger", "ConvInteger")
+
+    def what(self, options) -> str:
+        return "dynamic int8 quantization" if options.precision else "--weights-only-bits 8"
+
+    def run(self, src, options, out):
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        dest = out / f"{src.stem}.onnx"
+        try:
+            quantize_dynamic(str(src), str(dest), weight_type=QuantType.QInt8, per_channel=options.per_channel)
+        except Exception as err:
+            from .base import fail
+
+            raise fail("dynamic int8 quantization failed", err) from err
+        return dest, [f"dynamic int8: int8 {'per-channel' if options.per_channel else 'per-tensor'} weights, "
+                      "activations quantized at run time"]
+
+
+@register
+class OnnxWeights4(_OnnxPass):
+    technique = INT4_WEIGHTS
+    summary = "4-bit weights (MatMulNBits, block 32, symmetric) on MatMul layers"
+    ops = ("MatMulNBits",)
+    hint = "4-bit weights apply to MatMul layers only; try --weights-only-bits 8 or int8"
+
+    def run(self, src, options, out):
+        import onnx
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+        try:
+            q = MatMulNBitsQuantizer(onnx.load(str(src)), bits=4, block_size=32, is_symmetric=True)
+            q.process()
+            qmodel = q.model.model
+        except Exception as err:
+            from .base import fail
+
+            raise fail("4-bit weight quantization failed", err) from err
+        dest = out / f"{src.stem}.onnx"
+        onnx.save(qmodel, str(dest))
+        n = sum(1 for node in qmodel.graph.node if node.op_type == "MatMulNBits")
+        return dest, [f"4-bit weights (MatMulNBits, block 32, symmetric) on {n} MatMul layer(s); other layers "
+                      "unchanged"]
+
+    def ensures(self, before, after, options) -> None:
+        if after.get("MatMulNBits", 0) <= before.get("MatMulNBits", 0):
+            raise ConversionError("--weights-only-bits 4 had no effect: no MatMul with constant weights to quantize",
+                                  self.hint)
 
 
 class _FeedReader:
@@ -81,140 +224,7 @@ def _graph_inputs(model) -> list[str]:
     return [i.name for i in model.graph.input if i.name not in inits]
 
 
-def compress_onnx(path: Path, options, out: Path) -> tuple[Path, list[str]]:
-    """Write ``path`` compressed as ``options`` asks to ``out / f"{path.stem}.onnx"``; return (new path, notes)."""
-    path, out = Path(path), Path(out)
-    precision = getattr(options, "precision", "fp32") or "fp32"
-    calibration = getattr(options, "calibration", None)
-    per_channel = bool(getattr(options, "per_channel", True))
-    int8_io = bool(getattr(options, "int8_io", False))
-    palettize = getattr(options, "palettize_bits", None)
-    prune = getattr(options, "prune_sparsity", None)
-    wbits = getattr(options, "weights_only_bits", None)
-
-    if palettize:
-        raise _unsupported("--palettize", "ONNX Runtime has no weight palettization (lookup-table weights)")
-    if prune:
-        raise _unsupported("--prune", "ONNX Runtime stores dense weights; pruning would not shrink or speed the model")
-    if int8_io:
-        raise _unsupported("--int8-io", "ONNX Runtime QDQ models keep float inputs and outputs")
-    if precision not in ("fp32", "fp16", "int8", "int8-dynamic"):
-        raise ConversionError(f"unknown precision '{precision}'", "choose one of: fp32, fp16, int8, int8-dynamic")
-    if wbits is not None and wbits not in (8, 4):
-        raise _unsupported(f"--weights-only-bits {wbits}", "only 8 and 4 bits are supported")
-    if wbits is not None and precision in ("int8", "int8-dynamic"):
-        raise ConversionError(f"--weights-only-bits {wbits} conflicts with precision '{precision}'",
-                              "ask for either an int8 precision or weight-only quantization, not both")
-
-    out.mkdir(parents=True, exist_ok=True)
-    dest = out / f"{path.stem}.onnx"
-
-    if precision in ("fp32", "fp16") and wbits is None:  # nothing to compress here; fp16 is the export's job
-        if dest.resolve() != path.resolve():
-            shutil.copyfile(path, dest)
-        return dest, []
-
-    import onnx
-
-    model = onnx.load(str(path))
-    notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="edgekit-q-", dir=out) as tmp:
-        tmp = Path(tmp)
-        tmp_out = tmp / "quantized.onnx"
-        if precision == "int8":
-            what = _static_int8(path, model, calibration, per_channel, tmp, tmp_out, notes)
-        elif precision == "int8-dynamic" or wbits == 8:
-            what = _dynamic_int8(path, per_channel, tmp_out, notes, "--weights-only-bits 8" if wbits == 8 else None)
-        else:
-            what = _nbits(model, tmp_out, notes)
-
-        qmodel = onnx.load(str(tmp_out))
-        counts = quant_summary(qmodel)
-        n_nodes = sum(v for k, v in counts.items() if k != "int8_initializers")
-        if n_nodes == 0 and counts["int8_initializers"] == 0:
-            raise ConversionError(f"{what} had no effect: the model has no quantized node or int8 weight",
-                                  "the model may have no Conv/MatMul/Gemm with constant weights to quantize")
-        staged = out / f".{path.stem}.edgekit-tmp.onnx"
-        shutil.move(str(tmp_out), staged)
-    before = path.stat().st_size  # read before the replace: `path` may be `dest`
-    os.replace(staged, dest)
-    after = dest.stat().st_size
-    notes.append(f"size {before / 1024:.1f} KiB -> {after / 1024:.1f} KiB ({after / before:.2f}x)")
-    return dest, notes
-
-
-def _static_int8(path, model, calibration, per_channel, tmp, tmp_out, notes) -> str:
-    if not calibration:
-        raise ConversionError("static int8 needs calibration data",
-                              "pass representative samples (CLI: --calibration), or use precision int8-dynamic")
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    src = path
-    try:
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-
-        pre = tmp / "pre.onnx"
-        quant_pre_process(str(path), str(pre))
-        src = pre
-    except Exception as err:  # noqa: BLE001 - pre-processing is an optimisation; quantize the model as it is
-        notes.append(f"quantization pre-processing skipped ({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''})")
-
-    reader = _FeedReader(calibration, _graph_inputs(model))
-    try:
-        quantize_static(
-            str(src), str(tmp_out), reader,
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            per_channel=per_channel,
-            calibrate_method=CalibrationMethod.MinMax,
-        )
-    except ConversionError:
-        raise
-    except Exception as err:
-        from .base import fail
-
-        raise fail("static int8 quantization failed", err) from err
-    notes.append(f"static int8 QDQ, {'per-channel' if per_channel else 'per-tensor'} weights, uint8 activations, "
-                 f"calibrated on {len(reader._items)} samples (MinMax)")
-    return "static int8 quantization"
-
-
-def _dynamic_int8(path, per_channel, tmp_out, notes, option) -> str:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    try:
-        quantize_dynamic(str(path), str(tmp_out), weight_type=QuantType.QInt8, per_channel=per_channel)
-    except Exception as err:
-        from .base import fail
-
-        raise fail("dynamic int8 quantization failed", err) from err
-    notes.append(f"dynamic int8: int8 {'per-channel' if per_channel else 'per-tensor'} weights, "
-                 "activations quantized at run time")
-    return option or "dynamic int8 quantization"
-
-
-def _nbits(model, tmp_out, notes) -> str:
-    import onnx
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
-
-    try:
-        q = MatMulNBitsQuantizer(model, bits=4, block_size=32, is_symmetric=True)
-        q.process()
-        qmodel = q.model.model
-    except Exception as err:
-        from .base import fail
-
-        raise fail("4-bit weight quantization failed", err) from err
-    n = sum(1 for node in qmodel.graph.node if node.op_type == "MatMulNBits")
-    if n == 0:
-        raise ConversionError("--weights-only-bits 4 had no effect: no MatMul with constant weights to quantize",
-                              "4-bit weights apply to MatMul layers only; try --weights-only-bits 8 or int8")
-    onnx.save(qmodel, str(tmp_out))
-    notes.append(f"4-bit weights (MatMulNBits, block 32, symmetric) on {n} MatMul layer(s); other layers unchanged")
-    return "--weights-only-bits 4"
+def _size(path: Path) -> int:
+    """The model file plus its external data files beside it."""
+    extra = sum(p.stat().st_size for p in path.parent.glob(f"{path.name}.data"))
+    return path.stat().st_size + extra

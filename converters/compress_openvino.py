@@ -1,9 +1,8 @@
 """Compress an OpenVINO IR with NNCF: static int8 (FakeQuantize, calibrated), weight-only int8 or 4-bit.
 
-``compress_openvino(xml_path, options, out)`` reads the IR, compresses it, checks that the compression
-happened (FakeQuantize ops for static int8, int8/4-bit weight constants for weight-only) and saves the
-result as ``out/<stem>.xml`` + ``.bin``. Options OpenVINO/NNCF cannot honour raise a ``ConversionError``
-naming the target and the option: never a silent no-op.
+Three registered passes (compress_base.py): each refuses what it cannot honour before any conversion starts and
+``ensures`` the saved IR gained FakeQuantize ops (static int8) or int8/4-bit weight constants (weight-only):
+never a silent no-op. ``compress_openvino(xml_path, options, out)`` saves ``out/<stem>.xml`` + ``.bin``.
 
 Weight-only int8 is what "int8-dynamic" means here: OpenVINO's CPU plugin quantizes activations on the fly
 at run time (dynamic quantization), so the IR only carries int8 weights.
@@ -14,95 +13,134 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
+import shutil
 from pathlib import Path
 
+from edgekit._offline import vendor_telemetry_off
 from edgekit.errors import ConversionError
+from edgekit.formats import Format
 
 from .base import fail
-from edgekit._offline import vendor_telemetry_off
+from .compress_base import INT4_WEIGHTS, INT8, INT8_WEIGHTS, CompressionPass, compress_options, refusal, register
 
 TARGET = "openvino"
 _LOW_BIT_WEIGHTS = {"u8", "i8", "u4", "i4"}
 
+refusal(Format.OPENVINO_IR, "int8_io", "OpenVINO IR keeps float inputs and outputs",
+        "drop --int8-io (int8_io) for openvino, or target tflite")
+refusal(Format.OPENVINO_IR, "palettize_bits", "palettization is Core ML's",
+        "use --weights-only-bits 4 or 8 (weights_only_bits) for openvino, or target coreml")
+refusal(Format.OPENVINO_IR, "prune_sparsity", "the CPU plugin gains nothing from unstructured sparsity",
+        "drop --prune (prune_sparsity) for openvino")
+refusal(Format.OPENVINO_IR, "per_channel", "NNCF weight compression is per channel (int8) or per group (4-bit); "
+        "only static int8 has a per-tensor choice", "drop --per-tensor for openvino, or use --precision int8")
+
 
 def compress_openvino(xml_path: Path, options, out: Path) -> tuple[Path, list[str]]:
     """Compress the IR at ``xml_path`` as ``options`` asks; return (saved .xml path, notes)."""
+    from .compress_run import run_passes
+
     xml_path, out = Path(xml_path), Path(out)
-    precision = getattr(options, "precision", "fp32")
-    calibration = getattr(options, "calibration", None)
-    per_channel = getattr(options, "per_channel", True)
-    weights_only_bits = getattr(options, "weights_only_bits", None)
-    _refuse_unsupported(options)
-    if precision not in ("fp32", "fp16", "int8", "int8-dynamic"):
-        raise ConversionError(f"{TARGET}: unknown precision '{precision}'", "choose one of: fp32, fp16, int8, int8-dynamic")
-    if weights_only_bits not in (None, 8, 4):
-        raise ConversionError(f"{TARGET}: weights_only_bits={weights_only_bits} is not supported",
-                              "choose weights_only_bits 8 or 4")
-    if precision == "int8" and weights_only_bits is not None:
-        raise ConversionError(f"{TARGET}: precision 'int8' (static) and weights_only_bits={weights_only_bits} conflict",
-                              "use precision 'int8' for static int8, or weights_only_bits for weight-only compression")
-    if precision == "int8" and not calibration:
-        raise ConversionError("static int8 needs calibration data",
-                              "pass calibration samples (a list of feed dicts, one sample each), or use "
-                              "precision 'int8-dynamic' for weight-only int8")
-    if precision == "int8-dynamic" and weights_only_bits is None:
-        weights_only_bits = 8
-
-    with vendor_telemetry_off():  # importing openvino sends a telemetry event
-        import openvino as ov
-
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / f"{xml_path.stem}.xml"
-    tmp = out / f".{xml_path.stem}.compressing.xml"
-    notes: list[str] = []
-    core = ov.Core()
-    model = core.read_model(str(xml_path))
-    try:
-        if precision == "int8":
-            model = _quantize_static(model, calibration, per_channel, notes)
-            found = _count_ops(model, "FakeQuantize")
-            if not found:
-                raise ConversionError(f"{TARGET}: static int8 quantization had no effect (no FakeQuantize ops)",
-                                      "the model may have no quantizable layers (Convolution, MatMul)")
-            notes.append(f"static int8: {found} FakeQuantize ops, calibrated on {len(calibration)} samples")
-            compress_to_fp16 = False
-        elif weights_only_bits is not None:
-            model = _compress_weights(model, weights_only_bits, calibration, notes)
-            found = _low_bit_constants(model)
-            if not found:
-                raise ConversionError(f"{TARGET}: {weights_only_bits}-bit weight compression had no effect "
-                                      "(no int8/4-bit weight constants)",
-                                      "the model may have no weights NNCF can compress (MatMul, Convolution)")
-            if weights_only_bits == 8:
-                notes.append(f"weight-only int8 (asymmetric, per channel): {found} weights compressed")
-            compress_to_fp16 = False
-        else:
-            compress_to_fp16 = precision == "fp16"
-        ov.save_model(model, str(tmp), compress_to_fp16=compress_to_fp16)
-    except ConversionError:
-        _remove(tmp)
-        raise
-    except Exception as e:  # NNCF/OpenVINO raise RuntimeError, ValueError, nncf.ValidationError, ...
-        _remove(tmp)
-        raise fail(f"{TARGET}: compression with NNCF failed", e) from e
-    finally:
-        del model, core  # release the memory-mapped .bin before replacing files
-    os.replace(tmp.with_suffix(".bin"), target.with_suffix(".bin"))
-    os.replace(tmp, target)
-    return target, notes
+    copts = compress_options(options)
+    if copts is None or not copts.active:  # nothing to compress: fp16 weights are the conversion's job
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / xml_path.name
+        if target.resolve() != xml_path.resolve():
+            for ext in (".xml", ".bin"):
+                shutil.copyfile(xml_path.with_suffix(ext), target.with_suffix(ext))
+        return target, []
+    return run_passes(Format.OPENVINO_IR, xml_path, options, out)
 
 
-def _refuse_unsupported(options) -> None:
-    if getattr(options, "int8_io", False):
-        raise ConversionError(f"target '{TARGET}' does not support int8_io: OpenVINO IR keeps float inputs "
-                              "and outputs", "drop int8_io for OpenVINO, or target tflite")
-    if getattr(options, "palettize_bits", None):
-        raise ConversionError(f"target '{TARGET}' does not support palettize_bits (palettization is Core ML's)",
-                              "use weights_only_bits=4 or 8 for OpenVINO, or target coreml")
-    if getattr(options, "prune_sparsity", None):
-        raise ConversionError(f"target '{TARGET}' does not support prune_sparsity (the CPU plugin gains "
-                              "nothing from unstructured sparsity)", "drop prune_sparsity for OpenVINO")
+class _OpenVINOPass(CompressionPass):
+    target = Format.OPENVINO_IR
+    needs = (("nncf", "nncf"),)  # openvino itself is the route's (the planner names its extra)
+    extra = "compress"
+
+    @staticmethod
+    def inspect(path: Path) -> dict:
+        with vendor_telemetry_off():  # importing openvino sends a telemetry event
+            import openvino as ov
+
+        model = ov.Core().read_model(str(path))
+        return {"FakeQuantize": _count_ops(model, "FakeQuantize"), "low_bit": _low_bit_constants(model),
+                "low_bit_4": _low_bit_constants(model, {"u4", "i4"}),
+                "bytes": Path(path).with_suffix(".bin").stat().st_size}
+
+    def run(self, src, options, out):
+        with vendor_telemetry_off():
+            import openvino as ov
+
+        notes: list[str] = []
+        core = ov.Core()
+        model = core.read_model(str(src))
+        dest = out / src.name
+        try:
+            model = self.compress(model, options, notes)
+            ov.save_model(model, str(dest), compress_to_fp16=False)
+        except ConversionError:
+            raise
+        except Exception as e:  # NNCF/OpenVINO raise RuntimeError, ValueError, nncf.ValidationError, ...
+            raise fail(f"{TARGET}: compression with NNCF failed", e) from e
+        finally:
+            del model, core  # release the memory-mapped .bin
+        return dest, notes
+
+    def compress(self, model, options, notes: list[str]):
+        raise NotImplementedError
+
+    def report(self, before, after) -> list[str]:
+        b, a = before["bytes"], after["bytes"]
+        return [f"weights (.bin) {b / 1024:.1f} KiB -> {a / 1024:.1f} KiB ({a / b:.2f}x)"] if b else []
+
+
+@register
+class OpenVINOStaticInt8(_OpenVINOPass):
+    technique = INT8
+    summary = "static int8 (NNCF quantize, PERFORMANCE preset): FakeQuantize on activations and weights"
+    honours = frozenset({"per_channel"})
+    needs_calibration = runs_model = True
+
+    def compress(self, model, options, notes):
+        model = _quantize_static(model, options.calibration, options.per_channel, notes)
+        notes.append(f"static int8: {_count_ops(model, 'FakeQuantize')} FakeQuantize ops, calibrated on "
+                     f"{len(options.calibration)} samples")
+        return model
+
+    def ensures(self, before, after, options) -> None:
+        if after["FakeQuantize"] <= before["FakeQuantize"]:
+            raise ConversionError(f"{TARGET}: static int8 quantization had no effect (no FakeQuantize ops)",
+                                  "the model may have no quantizable layers (Convolution, MatMul)")
+
+
+class _OpenVINOWeights(_OpenVINOPass):
+    bits = 8
+
+    def compress(self, model, options, notes):
+        model = _compress_weights(model, self.bits, notes)
+        if self.bits == 8:
+            notes.append(f"weight-only int8 (asymmetric, per channel): {_low_bit_constants(model)} weights compressed")
+        return model
+
+    def ensures(self, before, after, options) -> None:
+        if after["low_bit"] <= before["low_bit"]:
+            raise ConversionError(f"{TARGET}: {self.bits}-bit weight compression had no effect "
+                                  "(no int8/4-bit weight constants)",
+                                  "the model may have no weights NNCF can compress (MatMul, Convolution)")
+
+
+@register
+class OpenVINOWeights8(_OpenVINOWeights):
+    technique = INT8_WEIGHTS
+    summary = "weight-only int8 (NNCF compress_weights INT8_ASYM, per channel); the CPU plugin quantizes " \
+              "activations at run time"
+
+
+@register
+class OpenVINOWeights4(_OpenVINOWeights):
+    technique = INT4_WEIGHTS
+    summary = "weight-only int4 (NNCF INT4_SYM, group 128, all layers; int8 where channels cannot be grouped)"
+    bits = 4
 
 
 @contextlib.contextmanager
@@ -136,7 +174,7 @@ def _quantize_static(model, calibration, per_channel: bool, notes: list[str]):
                              subset_size=len(calibration), advanced_parameters=advanced)
 
 
-def _compress_weights(model, bits: int, calibration, notes: list[str]):
+def _compress_weights(model, bits: int, notes: list[str]):
     with _quiet(), vendor_telemetry_off():  # NNCF sends usage telemetry otherwise
         import nncf
 
@@ -176,9 +214,3 @@ def _low_bit_constants(model, kinds=_LOW_BIT_WEIGHTS) -> int:
         if not uses or any(u.get_index() == 0 for u in uses):
             n += 1
     return n
-
-
-def _remove(tmp: Path) -> None:
-    for p in (tmp, tmp.with_suffix(".bin")):
-        with contextlib.suppress(FileNotFoundError):
-            p.unlink()

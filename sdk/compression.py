@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConversionError, InputError
-from .formats import Format
 
 MIN_CALIBRATION = 100  # fewer samples than this gives a warning (TFLite, ORT and NNCF all advise hundreds)
 AGREEMENT = 0.98  # top-1 agreement a compressed classifier must keep on the gate data
@@ -74,25 +73,45 @@ def for_model(calibration: list[dict], model_path: Path, source_names: list[str]
 
 
 def compress(art, options, out: Path, source_names: list[str]):
-    """Apply the compression options to a converted target (TFLite is quantized inside its converter)."""
-    if art.format is Format.TFLITE:
-        return art
+    """Apply the compression ``options`` ask for to a converted target with the registered passes
+    (edgekit.converters.compress_base): requires, run, ensures (an effect, and files written only under ``out``).
+    TFLite is quantized inside its converter: its passes' ``ensures`` are checked again on the produced file."""
     from dataclasses import replace
 
-    calib = for_model(options.calibration, art.path, source_names) if options.calibration else None
-    opts = replace(options, calibration=calib)
-    if art.format is Format.ONNX:
-        from edgekit.converters.compress_onnx import compress_onnx as fn
-    elif art.format is Format.OPENVINO_IR:
-        from edgekit.converters.compress_openvino import compress_openvino as fn
-    elif art.format is Format.COREML:
-        from edgekit.converters.compress_coreml import compress_coreml as fn
-    else:
+    from edgekit.converters.compress_base import compress_options, select
+    from edgekit.converters.compress_run import check_data, run_passes, verify_file
+
+    copts = compress_options(options)
+    if copts is None or not copts.active:
+        return art
+    passes = select(art.format, options)  # refuses, naming the target and the option, before any work
+    if not passes:
         raise ConversionError(f"no compression for {art.format.value}")
-    path, notes = fn(art.path, opts, out)
+    if passes[0].in_converter:
+        verify_file(art.format, art.path, options)
+        return art
+    check_data(passes, copts)
+    if copts.calibration and any(p.needs_calibration for p in passes):
+        copts = replace(copts, calibration=for_model(copts.calibration, art.path, source_names))
+    path, notes = run_passes(art.format, art.path, _with_float(options, copts), out)
     art.path, art.precision = path, options.precision
     art.notes = [*art.notes, *notes]
     return art
+
+
+def check_compression(targets, options, *, source=None) -> dict:
+    """Before any conversion starts: every target can honour every compression option (else an InputError
+    naming the target and the option). Returns target -> the passes that will run, in order."""
+    from edgekit.converters.compress_base import check_compression as check
+
+    return check(targets, options, source=source)
+
+
+def _with_float(options, copts):
+    """``copts`` with the conversion's float precision still readable by the passes' checks."""
+    from dataclasses import replace
+
+    return replace(options, compress=copts) if hasattr(options, "float_precision") else copts
 
 
 def gate(res, path: Path, ref_path: Path, data: list[dict], trust_code: bool) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from typer.testing import CliRunner
 import edgekit
 from edgekit.cli.main import app
 from edgekit.conversion import convert
+from edgekit.converters.base import ConvertOptions
+from edgekit.converters.compress_base import check_compression
 from edgekit.examples import DIGITS_DIR
 
 KERAS = DIGITS_DIR / "digits_cnn.keras"
@@ -90,7 +93,17 @@ def test_dynamic_int8_and_weight_only(tmp_path, digits):
     ("onnx", {"precision": "int8", "int8_io": True, "calibration": "random"}, "--int8-io"),
 ])
 def test_an_option_a_target_cannot_honour_is_an_error(tmp_path, target, kwargs, needle):
-    rep = convert(KERAS, [target], output_dir=tmp_path, **kwargs)
+    # the same refusal before any conversion starts, in well under a second (the source is not even loaded)
+    with pytest.raises(edgekit.InputError) as e:
+        check_compression([target], ConvertOptions(**{k: v for k, v in kwargs.items() if k != "calibration"}))
+    assert needle in str(e.value)
+    t = time.perf_counter()
+    try:
+        rep = convert(KERAS, [target], output_dir=tmp_path, **kwargs)
+    except edgekit.InputError as err:  # convert() calls check_compression before any work
+        assert needle in str(err) and time.perf_counter() - t < 5
+        assert not (tmp_path / "manifest.json").exists()
+        return
     assert rep[target].status == "failed" and needle in rep[target].error
 
 
@@ -104,10 +117,18 @@ def test_coreml_compression_options(tmp_path):
     rep = convert(KERAS, ["coreml"], weights_only_bits=4, output_dir=tmp_path / "w4")  # needs an iOS 18 program
     assert rep["coreml"].status in ("ok", "unverified"), rep["coreml"].error
     assert rep["coreml"].size_bytes < 0.5 * rep["coreml"].fp32_size_bytes
-    rep = convert(KERAS, ["coreml"], precision="int8", calibration="random", calibration_samples=10,
-                  output_dir=tmp_path / "a")
-    if platform.system() != "Darwin":
-        assert rep["coreml"].status == "failed" and "macOS" in rep["coreml"].error
+    if platform.system() != "Darwin":  # refused before any conversion starts (it took 12-35 s before)
+        t = time.perf_counter()
+        with pytest.raises(edgekit.InputError, match="needs macOS"):
+            check_compression(["coreml"], ConvertOptions(precision="int8"))
+        assert time.perf_counter() - t < 1
+        try:
+            rep = convert(KERAS, ["coreml"], precision="int8", calibration="random", calibration_samples=10,
+                          output_dir=tmp_path / "a")
+        except edgekit.InputError as err:  # convert() calls check_compression before any work
+            assert "macOS" in str(err) and not (tmp_path / "a" / "manifest.json").exists()
+        else:
+            assert rep["coreml"].status == "failed" and "macOS" in rep["coreml"].error
 
 
 def test_calibration_edge_cases_fail_before_any_work(tmp_path):
