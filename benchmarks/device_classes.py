@@ -1,50 +1,7 @@
-"""Device-class profiles: what a class of edge device is and the defaults edgekit uses on it."""
+"""Moved: the device-class table is `edgekit.device_classes` (`edgekit.load` reads it for its default threads, so it
+belongs to the sdk layer, not to the timing layer). Only a re-export for callers not yet moved; new code imports
+`edgekit.device_classes`. Remove once nothing imports this module."""
 
-from __future__ import annotations
+from edgekit.device_classes import PROFILES, DeviceClass, detect, guess
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class DeviceClass:
-    name: str
-    description: str
-    threads: int | None  # default intra-op threads (None: the runtime's own default)
-    backends: tuple[str, ...]  # backend preference for formats several backends can run
-
-
-PROFILES: dict[str, DeviceClass] = {p.name: p for p in (
-    # x86: each format's own runtime first (what a user benchmarking a .tflite or .onnx expects); OpenVINO runs
-    # both formats too, by --backend openvino
-    DeviceClass("x86-avx2", "x86-64 CPU with AVX2 (laptops, NUCs)", None, ("litert", "onnxruntime", "openvino")),
-    DeviceClass("x86-avx512", "x86-64 CPU with AVX-512 (and VNNI/BF16/AMX where present)", None,
-                ("litert", "onnxruntime", "openvino")),
-    DeviceClass("x86-generic", "x86-64 CPU without AVX2", None, ("litert", "onnxruntime", "openvino")),
-    DeviceClass("rpi4", "Raspberry Pi 4 (Cortex-A72, NEON, no dot-product)", 4, ("litert", "onnxruntime")),
-    DeviceClass("rpi5", "Raspberry Pi 5 (Cortex-A76, NEON with dot-product)", 4, ("litert", "onnxruntime")),
-    DeviceClass("jetson-orin", "NVIDIA Jetson Orin (Cortex-A78AE CPU)", None, ("onnxruntime", "litert")),
-    DeviceClass("apple-silicon", "Apple M-series Mac", None, ("coreml", "onnxruntime", "litert")),
-    DeviceClass("arm64-generic", "other 64-bit Arm CPU", None, ("litert", "onnxruntime")),
-)}
-
-
-def guess(cpu: dict, board: str | None, system: str) -> str:
-    """Name of the profile that best fits this host (from `environment.cpu_info()` and `board()`)."""
-    b = (board or "").lower()
-    if "raspberry pi 5" in b:
-        return "rpi5"
-    if "raspberry pi 4" in b:
-        return "rpi4"
-    if "jetson" in b or "orin" in b:
-        return "jetson-orin"
-    machine = cpu.get("machine", "")
-    isa = set(cpu.get("isa", ()))
-    if machine in ("arm64", "aarch64") and system == "Darwin":
-        return "apple-silicon"
-    if machine.startswith(("arm", "aarch")):
-        return "arm64-generic"
-    if "avx512f" in isa:
-        return "x86-avx512"
-    if "avx2" in isa:
-        return "x86-avx2"
-    return "x86-generic"
+__all__ = ["PROFILES", "DeviceClass", "detect", "guess"]

@@ -1,91 +1,80 @@
-"""The latency harness behind `edgekit bench` and `edgekit.benchmark`.
+"""The latency harness behind `edgekit.benchmark` (and so `edgekit bench`): timing only.
 
-Per model: load time (session creation), first inference, warm-up, then timed calls with
-`time.perf_counter_ns` around edgekit's call on inputs prepared before the loop. Several models are measured
-interleaved, in blocks, with untimed calls after each switch (runtimes keep worker threads spinning: the first
-calls after a switch run slow; DESIGN.md field notes), so drift and noise hit them alike. A run ends on whichever
-of `runs` / `duration_s` comes first. Ctrl-C stops the timing and keeps what was measured.
+It measures models that the caller loads (the sdk layer: `edgekit.bench`), on feeds the caller prepares; it
+imports nothing from the layer above. Per model: load time (the caller's loader, timed here), first inference,
+warm-up, then timed calls with `time.perf_counter_ns` around the model's ``predict`` on inputs prepared before
+the loop. Several models are measured interleaved, in blocks, with untimed calls after each switch (runtimes
+keep worker threads spinning: the first calls after a switch run slow; DESIGN.md field notes), so drift and
+noise hit them alike. A run ends on whichever of `runs` / `duration_s` comes first. Ctrl-C stops the timing and
+keeps what was measured.
+
+A model here is anything with ``predict(feeds)``, ``feeds(x)``, ``format``, ``backend``, ``precision``,
+``source.size_bytes`` and ``runner`` (an `edgekit.Model`).
 """
 
 from __future__ import annotations
 
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from .environment import environment, reset_peak_rss, rss_mb, throttle_state, throttled_between
+from .environment import reset_peak_rss, rss_mb, throttle_state, throttled_between
 
 BLOCK = 10  # timed calls per model per turn
 SETTLE = 3  # untimed calls after switching to another model
 PAUSE_S = 0.02  # after a switch: lets the previous runtime's spinning worker threads park
+TIMER = "time.perf_counter_ns around Model.predict"
 
 
 @dataclass
-class _Entry:
+class Subject:
+    """One model under measurement: the loaded model, its prepared feeds, its timed samples (ns) and the result
+    row that `edgekit bench --json` writes for it."""
     path: Path
-    model: object = None
+    model: Any = None
     feeds: dict = field(default_factory=dict)
     samples: list[int] = field(default_factory=list)
     row: dict = field(default_factory=dict)
 
 
-def _inputs(model, input_path) -> dict:
-    from edgekit.data import random_inputs, read_arrays
-
-    if input_path is None:
-        return random_inputs(model.inputs, batch=1)[0]
-    feeds = read_arrays(input_path, model.inputs)
-    out = {}
-    for s in model.inputs:  # one sample, shaped as the model wants it
-        x = feeds[s.name]
-        if s.shape is not None and x.ndim == len(s.shape) and (s.shape[0] in (None, 1)):
-            x = x[:1]
-        elif s.shape is not None and x.ndim == len(s.shape) + 1:
-            x = x[0]
-        out[s.name] = x
-    return out
-
-
-def _profile_backend(path: Path, preferred: tuple[str, ...]) -> str | None:
-    """The device class's preferred backend among those that can run this format and are installed."""
-    from edgekit.formats import detect
-    from edgekit.runtimes import PREFERENCE, runner_class
-
-    can = PREFERENCE.get(detect(path).format, ())
-    for name in preferred:
-        if name in can and runner_class(name).available():
-            return name
-    return None
-
-
-def _prepare(e: _Entry, backend, threads, input_path, load_kwargs, preferred=()) -> None:
-    import edgekit
-
-    if backend is None:
-        backend = _profile_backend(e.path, preferred)
+def open_subject(path: Path, load: Callable[[], Any], make_feeds: Callable[[Any], dict],
+                 threads: int | None) -> Subject:
+    """Load a model with ``load()`` (timed: load_ms, and the peak memory of loading and the first call), prepare
+    its feeds with ``make_feeds(model)`` (not timed) and time its first inference. The caller's errors
+    propagate; a model that loaded is closed again if a later step fails."""
+    e = Subject(path, row={"model": path.name, "path": str(path)})
     reset_peak_rss()
     before, _ = rss_mb()
     t0 = time.perf_counter_ns()
-    e.model = edgekit.load(e.path, backend=backend, threads=threads, **load_kwargs)
+    e.model = load()
     load_ms = (time.perf_counter_ns() - t0) / 1e6
-    e.feeds = _inputs(e.model, input_path)
-    e.feeds = {k: np.ascontiguousarray(v) for k, v in e.model.feeds(e.feeds).items()}
-    t0 = time.perf_counter_ns()
-    e.model.predict(e.feeds)
-    first_ms = (time.perf_counter_ns() - t0) / 1e6
+    try:
+        e.feeds = {k: np.ascontiguousarray(v) for k, v in e.model.feeds(make_feeds(e.model)).items()}
+        t0 = time.perf_counter_ns()
+        e.model.predict(e.feeds)
+        first_ms = (time.perf_counter_ns() - t0) / 1e6
+    except BaseException:
+        e.model.close()
+        raise
     _, peak = rss_mb()
     e.row.update(format=e.model.format.value, backend=e.model.backend, precision=e.model.precision,
                  threads=threads, load_ms=load_ms, first_inference_ms=first_ms,
                  peak_rss_mb=(peak - before) if (peak is not None and before is not None) else None,
                  size_bytes=e.model.source.size_bytes,
                  input_shapes={k: list(v.shape) for k, v in e.feeds.items()})
+    return e
 
 
-def _timed_blocks(entries: list[_Entry], runs: int, duration_s: float | None, progress) -> bool:
+def warm_up(e: Subject, calls: int) -> None:
+    """Untimed calls before timing (caches, lazy allocations, JIT paths)."""
+    for _ in range(calls):
+        e.model.predict(e.feeds)
+
+
+def _timed_blocks(entries: list[Subject], runs: int, duration_s: float | None, progress) -> bool:
     """Interleaved timing; returns True when interrupted by Ctrl-C."""
     deadline = None if duration_s is None else time.perf_counter() + duration_s * len(entries)
     clock = time.perf_counter_ns
@@ -113,13 +102,13 @@ def _timed_blocks(entries: list[_Entry], runs: int, duration_s: float | None, pr
         return True
 
 
-def _async_throughput(e: _Entry, seconds: float = 1.0) -> float | None:
+def _async_throughput(e: Subject, seconds: float = 1.0) -> float | None:
     """Inferences per second with the backend's own concurrency, where the backend has one."""
     measure = getattr(e.model.runner, "async_throughput", None)
     return measure(e.feeds, seconds) if measure is not None else None
 
 
-def _overhead(e: _Entry, runs: int) -> dict | None:
+def _overhead(e: Subject, runs: int) -> dict | None:
     """The raw runtime call and edgekit's call on the same inputs, interleaved in blocks; medians and ratio."""
     raw = e.model.runner.raw_call(e.feeds)
     if raw is None:
@@ -143,45 +132,29 @@ def _overhead(e: _Entry, runs: int) -> dict | None:
             "added_us": (rb - ra) * 1000}
 
 
-def benchmark(models, *, runs: int = 200, warmup: int = 20, duration_s: float | None = None,
-              threads: int | None = None, backend: str | None = None, device_class: str | None = None,
-              input_path=None, compare_native: bool = False, overhead: bool = False,
-              trust_code: bool = False, progress: Callable[[int, int], None] | None = None,
-              say: Callable[[str], None] | None = None) -> dict:
-    """Measure one or more models; return the result dict that `edgekit bench --json` writes."""
-    from edgekit.errors import EdgekitError, InputError
+def _native(e: Subject, threads: int | None, runs: int, p50: float) -> dict:
+    from .native import run_native
 
-    from .device_classes import PROFILES, guess
+    nat = run_native(e.path, e.row["backend"], threads, input_shapes=e.row["input_shapes"], runs=max(runs, 100))
+    return {"tool": nat.tool, "p50_ms": nat.p50_ms, "statistic": nat.statistic,
+            "ratio": (p50 / nat.p50_ms) if nat.p50_ms else None, "error": nat.error,
+            "command": " ".join(nat.command)}
+
+
+def measure(subjects: list[Subject], *, runs: int, duration_s: float | None = None, threads: int | None = None,
+            overhead: bool = False, compare_native: bool = False,
+            progress: Callable[[int, int], None] | None = None) -> tuple[bool, bool]:
+    """Time opened, warmed-up subjects interleaved and fill each one's row: latency statistics, throughput,
+    stability, ratio to the first; then (unless interrupted) async throughput, ``overhead`` (raw runtime call
+    against edgekit's) and ``compare_native`` (the vendor's own tool, with ``threads``). Returns
+    (interrupted, throttled). The caller closes the models."""
     from .stats import latency_stats, stability, throughput_ips
 
-    say = say or (lambda m: None)
-    if runs < 1 or warmup < 0:
-        raise InputError("runs must be >= 1 and warmup >= 0", "e.g. --runs 200 --warmup 20")
-    env = environment()
-    detected = guess(env["cpu"], env["board"], platform.system())
-    if device_class is not None and device_class not in PROFILES:
-        raise InputError(f"unknown device class '{device_class}'", f"choose one of: {', '.join(PROFILES)}")
-    profile = PROFILES[device_class or detected]
-    threads = threads if threads is not None else profile.threads
-    env.update(device_class=profile.name, device_class_detected=detected, profile_threads=profile.threads,
-               profile_backends=list(profile.backends))
-    paths = [Path(m) for m in (models if isinstance(models, (list, tuple)) else [models])]
-    entries = [_Entry(p, row={"model": p.name, "path": str(p)}) for p in paths]
-    ok: list[_Entry] = []
-    for e in entries:
-        try:
-            _prepare(e, backend, threads, input_path, {"trust_code": trust_code}, profile.backends)
-            for _ in range(warmup):
-                e.model.predict(e.feeds)
-            ok.append(e)
-        except EdgekitError as err:
-            e.row = {"model": e.path.name, "path": str(e.path), "error": err.message}
-            say(f"{e.path.name}: {err.message}")
     throttle_before = throttle_state()
-    interrupted = _timed_blocks(ok, runs, duration_s, progress) if ok else False
+    interrupted = _timed_blocks(subjects, runs, duration_s, progress) if subjects else False
     throttled = throttled_between(throttle_before, throttle_state())
     first_p50 = None
-    for e in ok:
+    for e in subjects:
         if not e.samples:
             e.row.update(error="interrupted before any timed call")
             continue
@@ -199,17 +172,11 @@ def benchmark(models, *, runs: int = 200, warmup: int = 20, duration_s: float | 
             except KeyboardInterrupt:
                 interrupted = True
         if compare_native and not interrupted:
-            from .native import run_native
+            e.row["native"] = _native(e, threads, runs, st["p50"])
+    return interrupted, throttled
 
-            nat = run_native(e.path, e.row["backend"], threads, input_shapes=e.row["input_shapes"], runs=max(runs, 100))
-            e.row["native"] = {"tool": nat.tool, "p50_ms": nat.p50_ms, "statistic": nat.statistic,
-                               "ratio": (st["p50"] / nat.p50_ms) if nat.p50_ms else None, "error": nat.error,
-                               "command": " ".join(nat.command)}
-    for e in ok:
-        e.model.close()
-    return {"environment": env,
-            "settings": {"runs": runs, "warmup": warmup, "duration_s": duration_s, "threads": threads,
-                         "interleaved": len(ok) > 1, "block": BLOCK, "settle_calls": SETTLE, "pause_s": PAUSE_S,
-                         "timer": "time.perf_counter_ns around Model.predict"},
-            "results": [e.row for e in entries], "interrupted": interrupted,
-            "throttled": throttled}
+
+def settings(*, runs: int, warmup: int, duration_s: float | None, threads: int | None, interleaved: bool) -> dict:
+    """How a run was timed, as `edgekit bench --json` records it."""
+    return {"runs": runs, "warmup": warmup, "duration_s": duration_s, "threads": threads,
+            "interleaved": interleaved, "block": BLOCK, "settle_calls": SETTLE, "pause_s": PAUSE_S, "timer": TIMER}

@@ -1,4 +1,5 @@
-"""Render a benchmark result (the JSON ``edgekit bench`` writes) as Markdown, a PNG plot, one HTML page or a rich table.
+"""Render a benchmark result (an `edgekit.BenchReport`, or the JSON ``edgekit bench`` writes, as a dict) as Markdown,
+a PNG plot, one HTML page or a rich table.
 
 All four views share one column definition (``_columns`` / ``_cells``), so they always show the same numbers.
 Latencies are milliseconds; ``ratio to first`` is each model's p50 over the p50 of the first model.
@@ -79,6 +80,11 @@ def _size(n) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.2f} GiB"
+
+
+def _data(result) -> dict:
+    """The result as the dict `edgekit bench --json` writes (a BenchReport, or such a dict already)."""
+    return result.to_dict() if hasattr(result, "to_dict") else result
 
 
 def _is_error(r: dict) -> bool:
@@ -209,8 +215,9 @@ def _md(text: str) -> str:
     return " ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|")
 
 
-def to_markdown(result: dict) -> str:
+def to_markdown(result) -> str:
     """A Markdown table (one row per result; error rows show their error), then the environment and notes."""
+    result = _data(result)
     cols = _columns(result)
     lines = ["| " + " | ".join(h for _, h in cols) + " |",
              "|" + "|".join("---" if k in ("model", "format", "backend", "stable") else "---:" for k, _ in cols) + "|"]
@@ -252,7 +259,7 @@ def _minor_log_label(v: float, _pos=None) -> str:
     return f"{v:g}" if mantissa in (2, 5) else ""
 
 
-def plot_latencies(result: dict, path) -> Path:
+def plot_latencies(result, path) -> Path:
     """Box plot of per-call latency per model, written as a PNG at ``path``; returns the path.
 
     With ``samples_ms`` the box is p25–p75 and the whiskers p1–p99 of the samples; without them the box is drawn
@@ -271,6 +278,7 @@ def plot_latencies(result: dict, path) -> Path:
         raise MissingDependencyError("matplotlib", "report", "draw plots") from e
     import numpy as np
 
+    result = _data(result)
     path = Path(path)
     ok = _ok(result)
     stats, p50s, lo, hi = [], [], [], []
@@ -350,8 +358,9 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{font-we
 _TEXT_COLUMNS = ("model", "format", "backend", "stable")
 
 
-def to_html(result: dict, plot_png: bytes | None = None) -> str:
+def to_html(result, plot_png: bytes | None = None) -> str:
     """One self-contained HTML page: the table, the environment, the plot (inline base64 PNG) and notes."""
+    result = _data(result)
     e = html.escape
     cols = _columns(result)
     head = "".join(f"<th>{e(h)}</th>" for _, h in cols)
@@ -391,8 +400,9 @@ def to_html(result: dict, plot_png: bytes | None = None) -> str:
 
 # ---------------------------------------------------------------- terminal
 
-def rich_table(result: dict):
+def rich_table(result):
     """A ``rich.table.Table`` with the same columns (compact headers) for the terminal."""
+    result = _data(result)
     from rich.table import Table
     from rich.text import Text
 

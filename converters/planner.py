@@ -7,7 +7,10 @@ that are not installed is blocked; the planner says which extra would unlock it.
 from __future__ import annotations
 
 import importlib
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from edgekit.formats import Format
 
@@ -106,3 +109,32 @@ def plan(source: Format, target: Format) -> Plan:
         routes.append(Route(path, missing, extras, hints))
     routes.sort(key=lambda r: (len(r.edges), -sum(e.priority for e in r.edges)))
     return Plan(source, target, routes)
+
+
+@dataclass
+class RouteExplanation:
+    """Each target's routes from one source file: the chosen one, the alternatives, and what would unlock a
+    blocked one (``Plan.explain`` lines). ``to_dict()``: what `edgekit convert --explain --json` prints."""
+    source_path: Path
+    source: Format
+    routes: dict[str, list[str]]
+
+    def to_dict(self) -> dict:
+        return {"source": self.source.value, "routes": self.routes}
+
+
+def explain_routes(source_path: str | os.PathLike, targets: str | Sequence[str]) -> RouteExplanation:
+    """Plan every target (names from TARGETS, a list or a comma-separated string) for the model at
+    ``source_path`` and explain the routes; converts nothing and loads no model (the format is read from the
+    file's content)."""
+    from edgekit.errors import InputError
+    from edgekit.formats import detect
+
+    names = [t.strip().lower() for t in (targets.split(",") if isinstance(targets, str) else targets) if t.strip()]
+    bad = [t for t in names if t not in TARGETS]
+    if bad or not names:
+        raise InputError(f"unknown target {', '.join(repr(b) for b in bad)}" if bad else "no target given",
+                         f"choose from: {', '.join(TARGETS)} (comma-separated)")
+    src = detect(source_path)
+    return RouteExplanation(src.path, src.format,
+                            {t: plan(src.format, TARGETS[t]).explain() for t in dict.fromkeys(names)})

@@ -1,9 +1,17 @@
 """edgekit: take a trained model to edge and mobile devices with proof that it still works.
 
+The public API: `load`, `convert`, `validate`, `benchmark`, `inspect`, `doctor`, `demo`, `explain_routes`. Each
+report they return is a typed object whose ``to_dict()`` is the JSON the matching `edgekit` command writes; the
+CLI only parses options, calls these and renders. ``threads=None`` means the device class's default everywhere
+(see `edgekit.device_classes`).
+
 ``import edgekit`` stays light: no ML framework or runtime is imported until a model is loaded.
 """
 
 from __future__ import annotations
+
+import os
+from collections.abc import Sequence
 
 from .errors import (
     BackendError,
@@ -17,31 +25,42 @@ from .errors import (
     TrustRequiredError,
     UnsupportedFormatError,
 )
+from .bench import BenchReport, benchmark
 from .conversion import ConvertReport, convert
+from .demonstration import DemoReport, demo
+from .diagnosis import DoctorReport, doctor
 from .formats import Format, ModelSource, detect
+from .inspection import InspectReport, inspect
 from .model import Model, load
 from .types import TensorSpec
 
 __version__ = "0.1.0"
 
 
-def validate(reference, candidates, data, **kwargs) -> dict:
-    """Check converted models against their reference on real data (see `edgekit.validation.validate`)."""
+def validate(reference, candidates, data, *, labels=None, task: str | None = None, device_class: str | None = None,
+             atol: float | None = None, rtol: float | None = None, output_tolerances: dict | None = None,
+             localize: bool = False, batch_size: int = 64, preprocess=None, trust_code: bool = False,
+             progress=None):
+    """Check converted models against their reference on real data; returns the report `edgekit validate --json`
+    writes (see `edgekit.validation.validate` for each option)."""
     from edgekit.validation import validate as _validate
 
-    return _validate(reference, candidates, data, **kwargs)
+    return _validate(reference, candidates, data, labels=labels, task=task, device_class=device_class, atol=atol,
+                     rtol=rtol, output_tolerances=output_tolerances, localize=localize, batch_size=batch_size,
+                     preprocess=preprocess, trust_code=trust_code, progress=progress)
 
 
-def benchmark(models, **kwargs) -> dict:
-    """Measure one or more models (see `edgekit.benchmarks.harness.benchmark` for the options); returns the
-    result dict `edgekit bench --json` writes."""
-    from edgekit.benchmarks.harness import benchmark as _benchmark
+def explain_routes(source_path: str | os.PathLike, targets: str | Sequence[str]):
+    """Each target's conversion routes from the model at ``source_path``: the chosen one, the alternatives and
+    what would unlock a blocked one; converts nothing (see `edgekit.converters.planner.explain_routes`)."""
+    from edgekit.converters.planner import explain_routes as _explain
 
-    return _benchmark(models, **kwargs)
+    return _explain(source_path, targets)
 
 
 __all__ = [
-    "BackendError", "ConversionError", "ConvertReport", "EdgekitError", "Format", "InputError", "MissingDependencyError",
-    "Model", "ModelFileError", "ModelSource", "ParityError", "PlatformError", "TensorSpec",
-    "TrustRequiredError", "UnsupportedFormatError", "benchmark", "convert", "detect", "load", "validate", "__version__",
+    "BackendError", "BenchReport", "ConversionError", "ConvertReport", "DemoReport", "DoctorReport", "EdgekitError",
+    "Format", "InputError", "InspectReport", "MissingDependencyError", "Model", "ModelFileError", "ModelSource",
+    "ParityError", "PlatformError", "TensorSpec", "TrustRequiredError", "UnsupportedFormatError", "benchmark",
+    "convert", "demo", "detect", "doctor", "explain_routes", "inspect", "load", "validate", "__version__",
 ]

@@ -106,21 +106,30 @@ class Model:
 
 
 def load(path: str | os.PathLike, backend: str | None = None, threads: int | None = None, device: str = "CPU",
-         *, trust_code: bool = False, raw_quantized_io: bool = False, **options) -> Model:
+         *, trust_code: bool = False, raw_quantized_io: bool = False, device_class: str | None = None,
+         inference_precision: str | None = None) -> Model:
     """Load a model file with the best installed runtime (or ``backend``) and return a ready Model.
 
-    ``threads``: intra-op threads (None: the runtime's default). ``trust_code``: allow formats whose loading
-    can run code (TorchScript, pickled .pt, .pt2). ``raw_quantized_io``: feed and receive the raw integers
-    of a quantized model instead of floats. Backend options: ``inference_precision`` for OpenVINO ("f32" by
-    default; "bf16"/"f16" on request).
+    ``threads``: intra-op threads. ``None`` means the device class's default (``device_class``, or the class
+    detected for this machine; see `edgekit.device_classes`): 4 on a Raspberry Pi, the runtime's own default
+    where the class names none (x86, Jetson, Apple). The same rule holds in `run`, `validate`, `convert` and
+    `bench`, so every command runs a model with the same threads on the same machine. ``trust_code``: allow
+    formats whose loading can run code (TorchScript, pickled .pt, .pt2). ``raw_quantized_io``: feed and
+    receive the raw integers of a quantized model instead of floats. ``inference_precision``: OpenVINO's
+    arithmetic ("f32" by default; "bf16"/"f16" on request); the other backends have no such choice.
     """
     from edgekit.runtimes import pick_backend
 
+    from .device_classes import default_threads
+
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise InputError(f"threads must be a positive integer, got {threads!r}",
-                         "leave threads=None for the runtime's default")
+                         "leave threads=None for the device class's default")
+    if threads is None:
+        threads = default_threads(device_class)
     source = detect(path)
     cls = pick_backend(source.format, backend)
+    options = {} if inference_precision is None else {"inference_precision": inference_precision}
     runner = cls(source, threads=threads, device=device, trust_code=trust_code,
                  raw_quantized_io=raw_quantized_io, **options)
     size = source.size_bytes

@@ -23,20 +23,25 @@ def _loaded(body: str) -> list[str]:
 
 def test_import_edgekit_is_light():
     assert _loaded("import edgekit; edgekit.detect; edgekit.load") == []
+    # the API functions and their report types, and the threads default load takes from the device class
+    assert _loaded("import edgekit; edgekit.inspect, edgekit.doctor, edgekit.demo, edgekit.benchmark, "
+                   "edgekit.BenchReport\nfrom edgekit.device_classes import default_threads; default_threads()") == []
 
 
 def test_cli_help_is_light():
     body = ("from edgekit.cli.main import app\n"
             "try:\n    app(['--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
-            "for c in ('inspect', 'run', 'doctor', 'demo', 'convert'):\n"
+            "for c in ('inspect', 'run', 'doctor', 'demo', 'convert', 'bench', 'validate'):\n"
             "    try:\n        app([c, '--help'], standalone_mode=False)\n    except SystemExit:\n        pass")
     assert _loaded(body) == []
 
 
 def test_doctor_is_light():
     """doctor reports versions from package metadata without importing the runtimes."""
-    body = ("from edgekit.cli.doctor import doctor_report\nr = doctor_report()\n"
-            "assert r['backends']['onnxruntime']['available']")
+    body = ("import edgekit\nr = edgekit.doctor()\n"
+            "assert r.backends['onnxruntime']['available']\n"
+            "from edgekit.cli.main import app\n"
+            "try:\n    app(['doctor', '--json'], standalone_mode=False)\nexcept SystemExit:\n    pass")
     assert _loaded(body) == []
 
 

@@ -1,4 +1,5 @@
-"""`edgekit bench MODEL...`: latency, load time, throughput and memory, side by side, with reports."""
+"""`edgekit bench MODEL...`: latency, load time, throughput and memory, side by side, with reports
+(`edgekit.benchmark`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import typer
 from edgekit.cli._common import command, console, outcome
 from edgekit.cli._files import (TRUST_CODE_HELP, TRUST_HELP, check_output, model_files, refuse_overwrite,
                                 report_failure, resolve_trust, write_outputs)
-from edgekit.data import check_array_file
 from edgekit.errors import MissingDependencyError
 
 
@@ -22,8 +22,10 @@ def bench_cmd(
     warmup: int = typer.Option(20, "--warmup", min=0, help="Untimed calls per model before timing."),
     duration: float = typer.Option(None, "--duration", min=0.01, help="Stop after this many seconds per model "
                                    "(whichever of --runs/--duration comes first)."),
-    threads: int = typer.Option(None, "--threads", min=1, help="Intra-op threads (default: the device class's)."),
-    backend: str = typer.Option(None, "--backend", help="Runtime to use (default: the best installed)."),
+    threads: int = typer.Option(None, "--threads", min=1, help="Intra-op threads (default: the device class's, "
+                                "as in run, validate and convert)."),
+    backend: str = typer.Option(None, "--backend", help="Runtime to use (default: the device class's preferred "
+                                "installed one)."),
     device_class: str = typer.Option(None, "--device-class", help="Profile to use (default: detected)."),
     input: Path = typer.Option(None, "--input", help=".npz/.npy inputs (default: generated from the signature)."),
     json_file: Path = typer.Option(None, "--json", help="Write the results as JSON to this file."),
@@ -41,7 +43,7 @@ def bench_cmd(
     and the table are kept); 3 some models failed to load or run (the others were measured)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from edgekit.benchmarks.harness import benchmark
+    from edgekit import bench
     from edgekit.benchmarks.report import rich_table
 
     reports = {"--json": json_file, "--markdown": markdown, "--html": html, "--plot": plot}
@@ -52,32 +54,31 @@ def bench_cmd(
                      + [("the --input file", input)])
     if plot is not None and importlib.util.find_spec("matplotlib") is None:
         raise MissingDependencyError("matplotlib", "report", "draw --plot")
-    if input is not None:
-        check_array_file(input, exclude=("labels",))
     trust_code = resolve_trust(models, trust, trust_code)
     err = console(stderr=True)
     with Progress(TextColumn("measuring"), BarColumn(), TextColumn("{task.completed}/{task.total} calls"),
                   TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task("bench", total=runs * len(models))
-        result = benchmark(models, runs=runs, warmup=warmup, duration_s=duration, threads=threads, backend=backend,
-                           device_class=device_class, input_path=input, compare_native=compare_native,
-                           overhead=overhead, trust_code=trust_code,
-                           progress=lambda done, total: bar.update(task, completed=done, total=total),
-                           say=lambda m: err.print(f"[red]failed[/]: {m}"))
+        result = bench.benchmark(models, runs=runs, warmup=warmup, duration_s=duration, threads=threads,
+                                 backend=backend, device_class=device_class, input_path=input,
+                                 compare_native=compare_native, overhead=overhead, trust_code=trust_code,
+                                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                                 say=lambda m: err.print(f"[red]failed[/]: {m}"))
     failed = write_reports(result, json_file, markdown, html, plot)
     out = console()
     out.print(rich_table(result))
-    if result["interrupted"]:
+    if result.interrupted:
         out.print("[yellow]interrupted[/]: the table and files hold what was measured before Ctrl-C")
     for flag, path in reports.items():
         if path is not None and not any(f.startswith(f"{flag} ") for f in failed):
             out.print(f"wrote {path}")
     report_failure(failed)
-    raise typer.Exit(outcome(targets_failed=any("error" in r for r in result["results"])))
+    raise typer.Exit(outcome(targets_failed=bool(result.failed)))
 
 
-def write_reports(result: dict, json_file=None, markdown=None, html=None, plot=None) -> list[str]:
-    """Write the reports asked for; one that fails does not stop the others. Returns the failures."""
+def write_reports(result, json_file=None, markdown=None, html=None, plot=None) -> list[str]:
+    """Write the reports asked for (``result``: a BenchReport); one that fails does not stop the others.
+    Returns the failures."""
     import tempfile
 
     from edgekit.benchmarks import report
@@ -97,7 +98,7 @@ def write_reports(result: dict, json_file=None, markdown=None, html=None, plot=N
             image = None
         return report.to_html(result, image)
 
-    return write_outputs([("--json", json_file, lambda: json.dumps(result, indent=2, default=str)),
+    return write_outputs([("--json", json_file, lambda: json.dumps(result.to_dict(), indent=2, default=str)),
                           ("--markdown", markdown, lambda: report.to_markdown(result)),
                           ("--html", html, html_text),
                           ("--plot", plot, plot_png)])

@@ -9,24 +9,6 @@ import typer
 from edgekit.cli._common import STATE, command, console, human_size, print_json
 
 
-def parse_shapes(items: list[str]) -> dict[str, tuple[int, ...]]:
-    from edgekit.errors import InputError
-
-    shapes = {}
-    for item in items or []:
-        name, sep, dims = item.partition("=")
-        try:
-            if not sep or not name:
-                raise ValueError
-            shapes[name] = tuple(int(d) for d in dims.split(","))
-            if any(d < 1 for d in shapes[name]):
-                raise ValueError
-        except ValueError:
-            raise InputError(f"cannot read --input-shape '{item}'", "write NAME=D0,D1,... e.g. image=1,3,224,224") \
-                from None
-    return shapes
-
-
 @command
 def convert_cmd(
     model: Path = typer.Argument(..., help="Source model: .keras, .h5, SavedModel folder, .pt2, .onnx, .tflite ..."),
@@ -60,24 +42,24 @@ def convert_cmd(
     but one failed its check (parity, int8 gate); 2 a user error (nothing converted); 3 a target failed to
     convert or to run (takes precedence over 1)."""
     from edgekit.conversion import convert, parse_targets
+    from edgekit.options import check_weights_only_bits, parse_input_shapes
 
     from edgekit.cli._files import check_output
     from edgekit.data import check_array_file
-    from edgekit.errors import InputError
 
     targets = parse_targets(to)
     if explain:
         _explain(model, targets, json_out)
         return
-    err = console(stderr=True)
-    if weights_only_bits not in (None, 4, 8):
-        raise InputError(f"--weights-only-bits must be 8 or 4, got {weights_only_bits}")
+    check_weights_only_bits(weights_only_bits, "--weights-only-bits")  # before any file is touched
+    shapes = parse_input_shapes(input_shape, "--input-shape")
     check_output(output_dir, "--output-dir", folder=True)
     if sample is not None:
         check_array_file(sample, exclude=("labels",))
     if calibration not in (None, "random") and Path(calibration).is_file():
         check_array_file(calibration, exclude=("labels",))
-    report = convert(model, targets, precision=precision, input_shapes=parse_shapes(input_shape), sample=sample,
+    err = console(stderr=True)
+    report = convert(model, targets, precision=precision, input_shapes=shapes, sample=sample,
                      output_dir=output_dir, trust_code=trust_code, verify=not no_verify, verbose=STATE["verbose"],
                      calibration=calibration, calibration_samples=calibration_samples, per_channel=per_channel,
                      int8_io=int8_io, palettize_bits=palettize, prune_sparsity=prune,
@@ -95,18 +77,16 @@ def convert_cmd(
 
 
 def _explain(model: Path, targets: list[str], json_out: bool) -> None:
-    from edgekit.converters.planner import TARGETS, plan
-    from edgekit.formats import detect
+    from edgekit.converters.planner import explain_routes
 
-    src = detect(model)
-    lines = {t: plan(src.format, TARGETS[t]).explain() for t in targets}
+    routes = explain_routes(model, targets)
     if json_out:
-        print_json({"source": src.format.value, "routes": lines})
+        print_json(routes.to_dict())
         return
     out = console()
-    out.print(f"source: {src.path.name} ({src.format.value})")
-    for t in targets:
-        for line in lines[t]:
+    out.print(f"source: {routes.source_path.name} ({routes.source.value})")
+    for lines in routes.routes.values():
+        for line in lines:
             out.print(f"  {line}")
 
 
@@ -138,4 +118,7 @@ def _table(report) -> None:
                   human_size(r.size_bytes), *mid, f"{r.seconds:.1f}",
                   err or "; ".join(n for n in r.notes if "generated inputs" not in n))
     out.print(t)
+    for r in report.targets:  # checks that ran but could not show a fault: never a silent ok
+        for w in r.warnings:
+            out.print(f"[yellow]WARNING[/] {r.target}: {w}")
     out.print(f"manifest: {report.output_dir / 'manifest.json'}")

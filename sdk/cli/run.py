@@ -19,7 +19,8 @@ def run_cmd(
     output: Path = typer.Option(None, "--output", "-o", help="Write outputs to this .npz, keyed by output name."),
     json_out: bool = typer.Option(False, "--json", help="Print outputs as JSON."),
     backend: str = typer.Option(None, "--backend", help="Runtime to use (default: the best installed)."),
-    threads: int = typer.Option(None, "--threads", min=1, help="Intra-op threads."),
+    threads: int = typer.Option(None, "--threads", min=1, help="Intra-op threads (default: the device class's, "
+                                "as in bench, validate and convert)."),
     trust_code: bool = typer.Option(False, "--trust-code", help="Allow formats whose loading can run code."),
     raw_quantized: bool = typer.Option(False, "--raw-quantized", help="Feed/return raw integers on quantized I/O."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed for --random."),
@@ -49,35 +50,37 @@ def run_cmd(
         else:
             feeds, notes = random_inputs(m.inputs, seed=seed, raw_quantized=raw_quantized)
         outputs = predict_samples(m, feeds)
-        failed = []
-        if output is not None:
-            import io
-
-            def npz() -> bytes:
-                buf = io.BytesIO()
-                np.savez(buf, **outputs)
-                return buf.getvalue()
-
-            failed = write_outputs([("--output", output, npz)])
+        failed = write_outputs([("--output", output, lambda: _npz(outputs))]) if output is not None else []
         if json_out:
             print_json({"model": str(m.path), "backend": m.backend, "notes": notes,
                         "outputs": {k: {"shape": list(v.shape), "dtype": v.dtype.name, "values": v.tolist()}
                                     for k, v in outputs.items()}})
-            report_failure(failed)
-            return
-        from rich.table import Table
-
-        out = console()
-        for note in notes:
-            out.print(f"note: {note}")
-        t = Table(title=f"{m.path.name} on {m.backend}")
-        for col in ("output", "shape", "dtype", "min", "mean", "max"):
-            t.add_column(col)
-        for k, v in outputs.items():
-            num = v.dtype.kind in "biuf" and v.size
-            stats = [f"{float(f(v)):.5g}" for f in (np.min, np.mean, np.max)] if num else ["", "", ""]
-            t.add_row(k, str(list(v.shape)), v.dtype.name, *stats)
-        out.print(t)
+        else:
+            _render(m, notes, outputs)
         report_failure(failed)
-        if output is not None:
-            out.print(f"wrote {output}")
+        if output is not None and not json_out:
+            console().print(f"wrote {output}")
+
+
+def _npz(outputs: dict[str, np.ndarray]) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **outputs)
+    return buf.getvalue()
+
+
+def _render(m, notes: list[str], outputs: dict[str, np.ndarray]) -> None:
+    from rich.table import Table
+
+    out = console()
+    for note in notes:
+        out.print(f"note: {note}")
+    t = Table(title=f"{m.path.name} on {m.backend}")
+    for col in ("output", "shape", "dtype", "min", "mean", "max"):
+        t.add_column(col)
+    for k, v in outputs.items():
+        num = v.dtype.kind in "biuf" and v.size
+        stats = [f"{float(f(v)):.5g}" for f in (np.min, np.mean, np.max)] if num else ["", "", ""]
+        t.add_row(k, str(list(v.shape)), v.dtype.name, *stats)
+    out.print(t)

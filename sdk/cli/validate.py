@@ -12,27 +12,6 @@ from edgekit.cli._files import (TRUST_CODE_HELP, TRUST_HELP, check_output, model
                                 report_failure, resolve_trust, write_outputs)
 
 
-def parse_output_tols(items: list[str]) -> dict:
-    """NAME:key=value[,key=value] -> {NAME: {key: value}}; keys: atol, rtol, max_abs_rel, cosine."""
-    from edgekit.errors import InputError
-
-    out: dict = {}
-    for item in items or []:
-        name, sep, rest = item.rpartition(":")
-        try:
-            if not sep or not name:
-                raise ValueError
-            for kv in rest.split(","):
-                k, v = kv.split("=")
-                if k not in ("atol", "rtol", "max_abs_rel", "cosine"):
-                    raise ValueError
-                out.setdefault(name, {})[k] = float(v)
-        except ValueError:
-            raise InputError(f"cannot read --output-tol '{item}'",
-                             "write NAME:key=value[,key=value] with keys atol, rtol, max_abs_rel, cosine") from None
-    return out
-
-
 @command
 def validate_cmd(
     reference: Path = typer.Argument(..., help="The original model."),
@@ -64,6 +43,7 @@ def validate_cmd(
     from edgekit.data import array_headers
     from edgekit.datasets import Preprocess
     from edgekit.errors import InputError
+    from edgekit.options import parse_output_tolerances
     from edgekit.validation import validate
     from edgekit.validation_report import rich_table, to_html, to_markdown
 
@@ -78,7 +58,7 @@ def validate_cmd(
     for path in (data, labels):  # headers only: no objects, not truncated (sizes are checked when loading)
         if path is not None and not path.is_dir():
             array_headers(path)
-    tols = parse_output_tols(output_tol)
+    tols = parse_output_tolerances(output_tol, "--output-tol")
     pre = Preprocess.load(preprocess) if preprocess else None
     trust_code = resolve_trust([reference, *candidates], trust, trust_code)
     err = console(stderr=True)

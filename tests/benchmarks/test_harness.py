@@ -21,8 +21,10 @@ ROW_KEYS = {"model", "format", "backend", "threads", "runs", "latency_ms", "load
 
 
 def test_schema_and_statistics_match_the_samples():
-    r = edgekit.benchmark([TFLITE, ONNX, IR], runs=40, warmup=3, threads=1, overhead=True)
+    rep = edgekit.benchmark([TFLITE, ONNX, IR], runs=40, warmup=3, threads=1, overhead=True)
+    r = rep.to_dict()  # the JSON schema `edgekit bench --json` writes
     assert set(r) >= {"environment", "results", "settings", "interrupted"}
+    assert r["results"] is rep.results and r["environment"] is rep.environment and rep.threads == 1
     env = r["environment"]
     assert env["cpu"]["isa"] and env["device_class"] and env["python"] and env["packages"]["onnxruntime"]
     assert [x["backend"] for x in r["results"]] == ["litert", "onnxruntime", "openvino"]
@@ -50,14 +52,15 @@ def test_a_model_that_fails_to_load_is_an_error_row(tmp_path):
     bad = tmp_path / "broken.tflite"
     bad.write_bytes(b"\x00" * 64)
     r = edgekit.benchmark([bad, ONNX], runs=5, warmup=1)
-    assert "error" in r["results"][0] and r["results"][0]["model"] == "broken.tflite"
-    assert r["results"][1]["runs"] == 5
+    assert "error" in r.results[0] and r.results[0]["model"] == "broken.tflite"
+    assert r.results[1]["runs"] == 5
+    assert r.failed == [r.results[0]] and r.row(bad) is r.results[0]
 
 
 def test_duration_ends_the_run_first():
     r = edgekit.benchmark([ONNX], runs=10**7, warmup=0, duration_s=0.2)
-    n = r["results"][0]["runs"]
-    assert 0 < n < 10**7 and sum(r["results"][0]["samples_ms"]) < 1000
+    n = r.results[0]["runs"]
+    assert 0 < n < 10**7 and sum(r.results[0]["samples_ms"]) < 1000
 
 
 def test_ctrl_c_keeps_what_was_measured(monkeypatch, tmp_path):
@@ -99,18 +102,18 @@ def test_reports_are_written_and_non_trivial(tmp_path):
 
 
 def test_device_class_is_recorded_and_validated(tmp_path, monkeypatch):
-    from edgekit.benchmarks import device_classes
+    from edgekit import device_classes
 
     r = edgekit.benchmark([ONNX, TFLITE], runs=3, warmup=0, device_class="rpi4")
-    assert r["environment"]["device_class"] == "rpi4"
-    assert r["settings"]["threads"] == 4  # the profile's default
-    assert [x["backend"] for x in r["results"]] == ["onnxruntime", "litert"]
+    assert r.environment["device_class"] == "rpi4" == r.device_class
+    assert r.settings["threads"] == 4  # the profile's default
+    assert [x["backend"] for x in r.results] == ["onnxruntime", "litert"]
     # a profile's backend preference picks among the backends that run a format
     nuc = device_classes.DeviceClass("intel-nuc", "test profile", 2, ("openvino", "onnxruntime", "litert"))
     monkeypatch.setitem(device_classes.PROFILES, "intel-nuc", nuc)
     r = edgekit.benchmark([ONNX, TFLITE], runs=3, warmup=0, device_class="intel-nuc")
-    assert [x["backend"] for x in r["results"]] == ["openvino", "openvino"]
-    assert r["settings"]["threads"] == 2
+    assert [x["backend"] for x in r.results] == ["openvino", "openvino"]
+    assert r.settings["threads"] == 2
     res = CliRunner().invoke(app, ["bench", str(ONNX), "--device-class", "toaster"])
     assert res.exit_code == 2 and "error: unknown device class 'toaster'" in res.stderr
 
@@ -119,3 +122,90 @@ def test_cli_error_row_gives_exit_3(tmp_path):
     res = CliRunner().invoke(app, ["bench", str(tmp_path / "missing.onnx"), str(ONNX), "--runs", "5"])
     assert res.exit_code == 3
     assert "digits_cnn.onnx" in res.stdout
+
+
+def test_the_harness_times_models_it_is_given():
+    """benchmarks/ is timing only: the harness measures what the caller loaded, on the caller's feeds."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from edgekit.benchmarks import harness
+
+    calls = {"n": 0}
+
+    class Fake:  # the parts of an edgekit.Model the harness uses
+        format, backend, precision = SimpleNamespace(value="tflite"), "fake", "fp32"
+        source = SimpleNamespace(size_bytes=123)
+        runner = SimpleNamespace()
+        closed = False
+
+        def feeds(self, x):
+            return dict(x)
+
+        def predict(self, feeds):
+            calls["n"] += 1
+            return {"y": feeds["x"] * 2}
+
+        def close(self):
+            self.closed = True
+
+    e = harness.open_subject(Path("m.tflite"), Fake, lambda m: {"x": np.ones((1, 3), np.float32)}, threads=2)
+    assert calls["n"] == 1 and e.row["load_ms"] > 0 and e.row["first_inference_ms"] > 0
+    assert e.row["input_shapes"] == {"x": [1, 3]} and e.row["threads"] == 2 and e.row["size_bytes"] == 123
+    harness.warm_up(e, 4)
+    interrupted, _ = harness.measure([e], runs=25)
+    assert not interrupted and calls["n"] == 1 + 4 + 25
+    s = np.array(e.row["samples_ms"])
+    assert e.row["runs"] == len(s) == 25 and e.row["latency_ms"]["p50"] == pytest.approx(np.median(s))
+    assert e.row["ratio_to_first"] == 1.0 and e.row["throughput_async_ips"] is None
+
+    def bad_feeds(m):
+        raise ValueError("no feeds")
+
+    model = {}
+    with pytest.raises(ValueError):  # a model that loaded is closed again when a later step fails
+        harness.open_subject(Path("m.tflite"), lambda: model.setdefault("m", Fake()), bad_feeds, threads=None)
+    assert model["m"].closed
+
+
+def test_benchmarks_do_not_import_the_api_layer():
+    """The timing layer may use core types (errors, formats, types) and the runtimes, never the public API above
+    it (edgekit.load, edgekit.data, conversion, ...)."""
+    import ast
+    from pathlib import Path
+
+    import edgekit.benchmarks
+
+    allowed = ("edgekit.errors", "edgekit.formats", "edgekit.types", "edgekit.runtimes", "edgekit.benchmarks")
+    shim = {"device_classes.py"}  # a re-export of edgekit.device_classes until its last caller moves
+    bad = []
+    for f in sorted(Path(edgekit.benchmarks.__file__).parent.glob("*.py")):
+        if f.name in shim:
+            continue
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+            bad += [f"{f.name}: {n}" for n in names if n.split(".")[0] == "edgekit" and not n.startswith(allowed)]
+    assert not bad, bad
+
+
+def test_threads_mean_the_device_class_default_everywhere(monkeypatch):
+    """threads=None is the device class's default in load (so run, validate, convert) and in bench alike."""
+    import edgekit
+    from edgekit import device_classes
+
+    pi = device_classes.PROFILES["rpi4"]
+    with edgekit.load(ONNX, device_class="rpi4") as m:
+        assert m.runner.threads == pi.threads == 4
+    r = edgekit.benchmark([ONNX], runs=3, warmup=0, device_class="rpi4")
+    assert r.results[0]["threads"] == r.threads == 4
+    with edgekit.load(ONNX, device_class="rpi4", threads=1) as m:  # an explicit count wins
+        assert m.runner.threads == 1
+    monkeypatch.setattr(device_classes, "detect", lambda: "rpi5")  # what load finds on this machine
+    with edgekit.load(ONNX) as m:
+        assert m.runner.threads == device_classes.PROFILES["rpi5"].threads == 4
+    monkeypatch.setattr(device_classes, "detect", lambda: "x86-avx2")
+    with edgekit.load(ONNX) as m:
+        assert m.runner.threads is None  # the class leaves it to the runtime
+    with pytest.raises(edgekit.InputError, match="unknown device class 'toaster'"):
+        edgekit.load(ONNX, device_class="toaster")

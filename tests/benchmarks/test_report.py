@@ -299,3 +299,20 @@ def test_failed_native_tool_and_throttling_are_noted(result):
     assert "mobilenet.tflite: native tool benchmark_model failed: benchmark_model not found on PATH" in md
     assert "throttled" in md
     assert "throttled" in report.to_html(result)
+
+
+def test_a_bench_report_renders_as_its_dict(result, tmp_path):
+    """edgekit.benchmark returns a BenchReport; every view takes it and shows what its JSON form shows."""
+    from edgekit.bench import BenchReport
+
+    rep = BenchReport(environment=result["environment"], settings=result["settings"], results=result["results"],
+                      interrupted=result["interrupted"])
+    d = rep.to_dict()
+    assert list(d) == ["environment", "settings", "results", "interrupted", "throttled"]
+    assert {k: d[k] for k in result} == result and d["throttled"] is False
+    assert report.to_markdown(rep) == report.to_markdown(d)
+    assert report.to_html(rep) == report.to_html(d)
+    assert [c.header for c in report.rich_table(rep).columns] == [c.header for c in report.rich_table(d).columns]
+    pytest.importorskip("matplotlib")
+    assert report.plot_latencies(rep, tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert rep.failed == [result["results"][2]] and rep.row("mobilenet.onnx") is result["results"][1]

@@ -220,6 +220,72 @@ def test_demo_text():
     assert "digits_cnn.tflite" in text and "litert" in text and "accuracy" in text
 
 
+# ------------------------------------------------------------ the public API behind the commands (the CLI renders)
+
+
+def test_inspect_command_renders_the_api_report():
+    import edgekit
+    from edgekit.examples import DIGITS_DIR
+
+    path = DIGITS_DIR / "digits_cnn.onnx"
+    rep = edgekit.inspect(path)
+    assert isinstance(rep, edgekit.InspectReport) and rep.format == "onnx" and rep.backend == "onnxruntime"
+    assert [s.name for s in rep.inputs] == ["image"] and rep.parameters > 0 and rep.ops["Conv"] >= 1
+    assert ok_json("inspect", path, "--json") == json.loads(json.dumps(rep.to_dict()))
+
+
+def test_doctor_command_renders_the_api_report():
+    import edgekit
+
+    rep = edgekit.doctor()
+    assert isinstance(rep, edgekit.DoctorReport) and rep.device_class and rep.backends["litert"]["available"]
+    d = rep.to_dict()
+    assert set(d) == {"os", "python", "cpu", "board", "thermal", "packages", "backends", "device_class",
+                      "device_class_description", "missing_extras", "install_hint"}
+    cli = ok_json("doctor", "--json")
+    for key in ("cpu", "packages", "backends", "device_class", "missing_extras", "install_hint"):
+        assert cli[key] == json.loads(json.dumps(d[key])), key  # thermal readings may move between the calls
+
+
+def test_explain_routes_is_what_convert_explain_prints():
+    import edgekit
+    from edgekit.examples import DIGITS_DIR
+
+    path = DIGITS_DIR / "digits_cnn.keras"
+    routes = edgekit.explain_routes(path, "tflite,onnx")
+    assert routes.source.value == "keras" and list(routes.routes) == ["tflite", "onnx"]
+    assert any(line.startswith("tflite: chosen") for line in routes.routes["tflite"])
+    assert ok_json("convert", path, "--to", "tflite,onnx", "--explain", "--json") == routes.to_dict()
+    with pytest.raises(edgekit.InputError, match="unknown target 'tensorrt'"):
+        edgekit.explain_routes(path, ["tensorrt"])
+
+
+def test_option_parsers_are_api_functions():
+    from edgekit import InputError
+    from edgekit.options import check_weights_only_bits, parse_input_shapes, parse_output_tolerances
+
+    assert parse_input_shapes(["image=1,3,8,8", "ids=2,5"]) == {"image": (1, 3, 8, 8), "ids": (2, 5)}
+    assert parse_output_tolerances(["a:b:atol=1e-4,cosine=0.99"]) == {"a:b": {"atol": 1e-4, "cosine": 0.99}}
+    for bad in ("image", "=1,2", "image=1,x", "image=1,0"):
+        with pytest.raises(InputError, match="cannot read --input-shape"):
+            parse_input_shapes([bad], "--input-shape")
+    with pytest.raises(InputError, match="cannot read output tolerance 'x:speed=3'"):
+        parse_output_tolerances(["x:speed=3"])
+    assert check_weights_only_bits(None) is None and check_weights_only_bits(4) == 4
+    for bad in (3, 16, True):
+        with pytest.raises(InputError, match="must be 8 or 4"):
+            check_weights_only_bits(bad)
+
+
+def test_convert_refuses_other_weight_bits_before_any_work(tmp_path):
+    from edgekit.examples import DIGITS_DIR
+
+    res = invoke("convert", DIGITS_DIR / "digits_cnn.onnx", "--to", "openvino", "--weights-only-bits", "3",
+                 "-o", tmp_path / "out")
+    assert res.exit_code == 2 and "weights-only-bits must be 8 or 4" in res.stderr.replace("_", "-"), res.output
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------------------------------- global options
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -19,18 +18,14 @@ import numpy as np
 import pytest
 
 from cli_util import describe, hint_of, invoke, ok, user_error
-from edgekit.examples import DIGITS_DIR
 
 
 @pytest.fixture
 def digits(tmp_path):
     """Copies of the bundled models and test split: onnx, tflite, xml (+ .bin) and data."""
-    d = tmp_path / "models"
-    d.mkdir()
-    for name in ("digits_cnn.onnx", "digits_cnn.tflite", "digits_cnn.xml", "digits_cnn.bin", "digits_test.npz"):
-        shutil.copy(DIGITS_DIR / name, d / name)
-    return {"onnx": d / "digits_cnn.onnx", "tflite": d / "digits_cnn.tflite", "xml": d / "digits_cnn.xml",
-            "bin": d / "digits_cnn.bin", "data": d / "digits_test.npz"}
+    from model_factory import copy_digits
+
+    return copy_digits(tmp_path / "models")
 
 
 def _object_npz(path: Path, key: str = "image") -> Path:
@@ -231,12 +226,12 @@ def test_memory_limit_is_exact(digits, tmp_path, monkeypatch):
 @pytest.fixture
 def no_bench(monkeypatch):
     """Fail the test if a measurement starts: output checks must come first."""
-    from edgekit.benchmarks import harness
+    from edgekit import bench
 
     def boom(*a, **k):
         raise AssertionError("the benchmark ran before the outputs were checked")
 
-    monkeypatch.setattr(harness, "benchmark", boom)
+    monkeypatch.setattr(bench, "benchmark", boom)
 
 
 def _impossible(tmp_path: Path) -> dict[str, Path]:
@@ -348,9 +343,9 @@ def _block_after(monkeypatch, module, name, blocker: Path):
 
 
 def test_bench_html_failing_after_measuring_keeps_the_results(digits, tmp_path, monkeypatch):
-    from edgekit.benchmarks import harness
+    from edgekit import bench
 
-    _block_after(monkeypatch, harness, "benchmark", tmp_path / "later")
+    _block_after(monkeypatch, bench, "benchmark", tmp_path / "later")
     res = invoke("bench", digits["onnx"], "--runs", "20", "--warmup", "2", "--json", tmp_path / "r.json",
                  "--markdown", tmp_path / "r.md", "--html", tmp_path / "later" / "r.html")
     msg = user_error(res, "--html", "r.html")
@@ -399,17 +394,9 @@ def test_an_existing_report_is_not_half_overwritten(digits, tmp_path, monkeypatc
 @pytest.fixture(scope="module")
 def scripted(tmp_path_factory):
     """Two TorchScript copies of a small classifier (loading either runs code) and data keyed 'input'."""
-    import torch
+    from model_factory import build_scripted
 
-    out = tmp_path_factory.mktemp("scripted")
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10), torch.nn.Softmax(-1)).eval()
-    ts = torch.jit.trace(net, torch.zeros(1, 8, 8, 1))
-    for name in ("a.pt", "b.pt"):
-        ts.save(str(out / name))
-    with np.load(DIGITS_DIR / "digits_test.npz") as z:
-        np.savez(out / "data.npz", input=z["image"][:40])
-    return out
+    return build_scripted(tmp_path_factory.mktemp("scripted"))
 
 
 def test_bench_refuses_untrusted_files_naming_them(scripted):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,19 +12,15 @@ import pytest
 
 from cli_util import describe, invoke, user_error
 from edgekit.cli import _common
-from edgekit.examples import DIGITS_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def digits(tmp_path):
-    d = tmp_path / "models"
-    d.mkdir()
-    for name in ("digits_cnn.onnx", "digits_cnn.tflite", "digits_cnn.xml", "digits_cnn.bin", "digits_test.npz"):
-        shutil.copy(DIGITS_DIR / name, d / name)
-    return {"onnx": d / "digits_cnn.onnx", "tflite": d / "digits_cnn.tflite", "xml": d / "digits_cnn.xml",
-            "data": d / "digits_test.npz", "dir": d}
+    from model_factory import copy_digits
+
+    return copy_digits(tmp_path / "models")
 
 
 def _halved_input(src: Path, dest: Path) -> Path:
@@ -193,12 +188,12 @@ def test_demo_exit_code_mapping():
 
 
 def test_an_internal_bug_is_4_with_its_traceback_not_1(digits, monkeypatch):
-    import edgekit.cli.inspect as mod
+    import edgekit.inspection as mod  # the public API the command calls
 
     def bug(*a, **k):
         return {}["missing"]
 
-    monkeypatch.setattr(mod, "inspect_model", bug)
+    monkeypatch.setattr(mod, "inspect", bug)
     res = invoke("inspect", digits["onnx"])
     assert res.exit_code == 4, describe(res)
     assert "Traceback" in res.stderr and "KeyError" in res.stderr and "internal error" in res.stderr
@@ -206,23 +201,23 @@ def test_an_internal_bug_is_4_with_its_traceback_not_1(digits, monkeypatch):
 
 
 def test_ctrl_c_outside_a_measurement_is_130(digits, monkeypatch):
-    import edgekit.cli.inspect as mod
+    import edgekit.inspection as mod  # the public API the command calls
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(mod, "inspect_model", interrupted)
+    monkeypatch.setattr(mod, "inspect", interrupted)
     res = invoke("inspect", digits["onnx"])
     assert res.exit_code == 130, describe(res)
 
 
 def test_running_out_of_memory_anyway_is_a_user_error(digits, monkeypatch):
-    import edgekit.cli.inspect as mod
+    import edgekit.inspection as mod  # the public API the command calls
 
     def oom(*a, **k):
         raise MemoryError("Unable to allocate 4.00 TiB")
 
-    monkeypatch.setattr(mod, "inspect_model", oom)
+    monkeypatch.setattr(mod, "inspect", oom)
     user_error(invoke("inspect", digits["onnx"]), "out of memory", "4.00 TiB")
 
 

@@ -1,6 +1,6 @@
 """Measure what `import edgekit` costs, beside its only heavy-ish dependency (numpy), in fresh interpreters.
 
-    python -m edgekit.benchmarks.import_cost [--runs 15]
+    .venv/bin/python tools/import_cost.py [--runs 15]
 
 Prints the median wall time of each import over fresh processes, side by side, and their ratio.
 """

@@ -1,6 +1,6 @@
 """What the pre-load safety scan costs beside the runtime's own load, on the same files, in one run.
 
-    python -m edgekit.benchmarks.scan_cost MODEL.tflite MODEL.onnx ... [--runs 5]
+    .venv/bin/python tools/scan_cost.py MODEL.tflite MODEL.onnx ... [--runs 5]
 
 Prints, per file, the median time of edgekit's pure-Python scan (TFLite flatbuffer check or ONNX wire scan) and
 of a full `edgekit.load`, and their ratio.

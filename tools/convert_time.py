@@ -1,6 +1,6 @@
 """Wall time of converting a MobileNetV2-sized Keras model (random weights) to every target, in one run.
 
-    python -m edgekit.benchmarks.convert_time [--targets tflite,onnx,openvino,coreml] [--keep DIR]
+    .venv/bin/python tools/convert_time.py [--targets tflite,onnx,openvino,coreml] [--keep DIR]
 
 Prints per-target seconds, status and size, and the total wall time of the whole `edgekit.convert` call
 (parity checks included). Target: under 60 s on a 2-core machine.
