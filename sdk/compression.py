@@ -145,10 +145,10 @@ def gate(res, path: Path, ref_path: Path, data: list[dict], trust_code: bool) ->
 
 def check_speed(res, path: Path, fp32_path: Path) -> None:
     """Benchmark the compressed model against its fp32 counterpart in one interleaved run."""
-    from edgekit.benchmarks.harness import benchmark
+    from .bench import benchmark
 
     r = benchmark([path, fp32_path], runs=100, warmup=10)
-    rows = r["results"]
+    rows = r.results
     if any("error" in x for x in rows):
         res.notes.append("speed check failed: " + "; ".join(x.get("error", "") for x in rows if "error" in x))
         return
