@@ -1,1 +1,3 @@
-"""Measurement: environment fingerprint and device-class profiles (latency harness and reports build on these)."""
+"""Timing only: the latency harness, its statistics, the environment fingerprint, the vendors' native benchmark
+tools and the reports. It measures models the API layer loaded (edgekit.benchmark in sdk/bench.py); judging
+outputs lives in edgekit.checks, device classes in edgekit.device_classes."""

@@ -1,5 +1,6 @@
-"""Compression inside `edgekit convert`: calibration data, the per-target compression step, the int8 gate
-(task-level: top-1 agreement, not elementwise tolerances) and the speed check against the fp32 counterpart."""
+"""Compression inside `edgekit convert`: calibration data, the per-target compression step (the registered passes
+of converters/compress_base.py) and the speed check against the fp32 counterpart. Compressed targets are judged by
+the one compare function in edgekit.checks.verdict, as every other check is."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ import numpy as np
 from .errors import ConversionError, InputError
 
 MIN_CALIBRATION = 100  # fewer samples than this gives a warning (TFLite, ORT and NNCF all advise hundreds)
-AGREEMENT = 0.98  # top-1 agreement a compressed classifier must keep on the gate data
-COSINE = 0.99  # for outputs that are not class scores
 
 
 def load_calibration(spec, ref_inputs, n: int | None, shapes: dict) -> tuple[list[dict], list[str]]:
@@ -112,35 +111,6 @@ def _with_float(options, copts):
     from dataclasses import replace
 
     return replace(options, compress=copts) if hasattr(options, "float_precision") else copts
-
-
-def gate(res, path: Path, ref_path: Path, data: list[dict], trust_code: bool) -> None:
-    """Judge a compressed target on task level against the fp32 source: top-1 agreement for class scores,
-    cosine for other outputs, over every gate sample."""
-    from edgekit.benchmarks.metrics import top1_agreement
-    from .batching import align_inputs
-    from .model import load
-
-    with load(ref_path, trust_code=trust_code) as ref, load(path) as cand:
-        names = [s.name for s in ref.inputs]
-        ref_out, cand_out = [], []
-        for feeds in data:
-            ref_out.append(next(iter(ref.predict(feeds).values())))
-            cand_out.append(next(iter(cand.predict(align_inputs(cand, feeds, names)).values())))
-    r, c = np.concatenate(ref_out), np.concatenate(cand_out).astype(np.float64)
-    res.parity = {"samples": len(data)}
-    if r.ndim == 2 and r.shape[1] > 1:
-        agree = top1_agreement(r, c)
-        res.parity["agreement_top1"] = agree
-        ok, why = agree >= AGREEMENT, f"top-1 agreement {agree:.4f} < {AGREEMENT}"
-    else:
-        rf, cf = r.ravel().astype(np.float64), c.ravel()
-        cos = float(rf @ cf / (np.linalg.norm(rf) * np.linalg.norm(cf) + 1e-30))
-        res.parity["cosine"] = cos
-        ok, why = cos >= COSINE, f"cosine {cos:.4f} < {COSINE}"
-    res.status = "ok" if ok else "failed"
-    if not ok:
-        res.error = f"compressed model outside the int8 profile: {why}"
 
 
 def check_speed(res, path: Path, fp32_path: Path) -> None:

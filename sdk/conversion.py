@@ -135,23 +135,28 @@ def convert(model, targets, *, precision: str = "fp32", input_shapes: dict | Non
 
     from ._outputs import owned_names, work_folder
 
+    from .compression import check_compression
+
     say = progress or (lambda msg: None)
     names = parse_targets(targets)
     out = Path(output_dir)
+    shapes = {k: tuple(int(d) for d in v) for k, v in (input_shapes or {}).items()}
+    options = ConvertOptions(precision=precision, input_shapes=shapes, verbose=verbose, per_channel=per_channel,
+                             int8_io=int8_io, palettize_bits=palettize_bits, prune_sparsity=prune_sparsity,
+                             weights_only_bits=weights_only_bits)
+    check_compression(names, options)  # an option a target cannot honour: an error before any work
+    if precision == "int8" and calibration is None:
+        raise InputError("static int8 needs calibration data", "pass --calibration DATA (same formats as validate "
+                         "--data), or --calibration random to accept a model calibrated on noise")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(f"cannot create the output folder {out}: {e.strerror or e}",
                          "pass a writable --output-dir") from e
     owned = owned_names(out)  # refuses a foreign manifest.json before any work
-    shapes = {k: tuple(int(d) for d in v) for k, v in (input_shapes or {}).items()}
-    if precision == "int8" and calibration is None:
-        raise InputError("static int8 needs calibration data", "pass --calibration DATA (same formats as validate "
-                         "--data), or --calibration random to accept a model calibrated on noise")
     src = _prepare_source(model, example_inputs, trust_code, out, owned)
-    options = ConvertOptions(precision=precision, input_shapes=shapes, trust_code=src.trust, verbose=verbose,
-                             per_channel=per_channel, int8_io=int8_io, palettize_bits=palettize_bits,
-                             prune_sparsity=prune_sparsity, weights_only_bits=weights_only_bits)
+    check_compression(names, options, source=src.art.format)  # e.g. a .tflite source cannot be re-quantized
+    options.trust_code = src.trust
     ref = _reference(src, sample, options, calibration, calibration_samples, verify)
     options.sample, options.input_order = ref.sample, ref.names
     report = ConvertReport({"path": str(src.art.path), "format": src.art.format.value, "sha256": _sha256(src.files),
@@ -339,10 +344,9 @@ def _samples(sample: dict) -> int:
 
 def _device_class() -> str | None:
     """This machine's device class, as validate guesses it (the profile's factor depends on it)."""
-    from edgekit.benchmarks.device_classes import guess
-    from edgekit.benchmarks.environment import board, cpu_info
+    from .device_classes import detect
 
-    return guess(cpu_info(), board(), platform.system())
+    return detect()
 
 
 def _source_order(cand, source_names: list[str]) -> list[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from .errors import InputError
 
-WEIGHTS_ONLY_BITS = (4, 8)
 TOLERANCE_KEYS = ("atol", "rtol", "max_abs_rel", "cosine")
 
 
@@ -46,11 +45,3 @@ def parse_output_tolerances(items: list[str] | None, what: str = "output toleran
             raise InputError(f"cannot read {what} '{item}'",
                              f"write NAME:key=value[,key=value] with keys {', '.join(TOLERANCE_KEYS)}") from None
     return out
-
-
-def check_weights_only_bits(bits: int | None, what: str = "weights_only_bits") -> int | None:
-    """Weight-only quantization takes 8 or 4 bits (or None: off); anything else is refused before any work."""
-    if bits is not None and (isinstance(bits, bool) or bits not in WEIGHTS_ONLY_BITS):
-        raise InputError(f"{what} must be 8 or 4, got {bits!r}",
-                         "weight-only quantization stores weights in 8 or 4 bits; leave it unset to keep them")
-    return bits

@@ -9,7 +9,6 @@ per candidate from the one tolerance table (`checks/tolerances.py`) and the one 
 from __future__ import annotations
 
 import os
-import platform
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,17 +44,16 @@ def validate(reference, candidates, data, *, labels=None, task: str | None = Non
     if isinstance(candidates, (str, os.PathLike)):
         candidates = [candidates]
     if device_class is None:
-        from edgekit.benchmarks.device_classes import guess
-        from edgekit.benchmarks.environment import board, cpu_info
+        from edgekit.device_classes import detect
 
-        device_class = guess(cpu_info(), board(), platform.system())
-    ref = load(reference, trust_code=trust_code)
+        device_class = detect()
+    ref = load(reference, trust_code=trust_code, device_class=device_class)
     ref_names = [s.name for s in ref.inputs]
     cands = []
     for c in candidates:
         cand = _Cand(str(c))
         try:
-            cand.model = load(c, trust_code=trust_code)
+            cand.model = load(c, trust_code=trust_code, device_class=device_class)
         except EdgekitError as e:
             cand.error = e.message
         cands.append(cand)

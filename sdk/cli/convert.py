@@ -42,7 +42,7 @@ def convert_cmd(
     but one failed its check (parity, int8 gate); 2 a user error (nothing converted); 3 a target failed to
     convert or to run (takes precedence over 1)."""
     from edgekit.conversion import convert, parse_targets
-    from edgekit.options import check_weights_only_bits, parse_input_shapes
+    from edgekit.options import parse_input_shapes
 
     from edgekit.cli._files import check_output
     from edgekit.data import check_array_file
@@ -51,7 +51,6 @@ def convert_cmd(
     if explain:
         _explain(model, targets, json_out)
         return
-    check_weights_only_bits(weights_only_bits, "--weights-only-bits")  # before any file is touched
     shapes = parse_input_shapes(input_shape, "--input-shape")
     check_output(output_dir, "--output-dir", folder=True)
     if sample is not None:

@@ -177,11 +177,8 @@ def test_benchmarks_do_not_import_the_api_layer():
     import edgekit.benchmarks
 
     allowed = ("edgekit.errors", "edgekit.formats", "edgekit.types", "edgekit.runtimes", "edgekit.benchmarks")
-    shim = {"device_classes.py"}  # a re-export of edgekit.device_classes until its last caller moves
     bad = []
     for f in sorted(Path(edgekit.benchmarks.__file__).parent.glob("*.py")):
-        if f.name in shim:
-            continue
         for node in ast.walk(ast.parse(f.read_text())):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                      [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])

@@ -98,13 +98,10 @@ def test_an_option_a_target_cannot_honour_is_an_error(tmp_path, target, kwargs, 
         check_compression([target], ConvertOptions(**{k: v for k, v in kwargs.items() if k != "calibration"}))
     assert needle in str(e.value)
     t = time.perf_counter()
-    try:
-        rep = convert(KERAS, [target], output_dir=tmp_path, **kwargs)
-    except edgekit.InputError as err:  # convert() calls check_compression before any work
-        assert needle in str(err) and time.perf_counter() - t < 5
-        assert not (tmp_path / "manifest.json").exists()
-        return
-    assert rep[target].status == "failed" and needle in rep[target].error
+    with pytest.raises(edgekit.InputError) as err:  # convert() calls check_compression before any work
+        convert(KERAS, [target], output_dir=tmp_path / "o", **kwargs)
+    assert needle in str(err.value) and time.perf_counter() - t < 5
+    assert not (tmp_path / "o").exists()  # nothing written, not even the output folder
 
 
 def test_coreml_compression_options(tmp_path):
@@ -122,13 +119,10 @@ def test_coreml_compression_options(tmp_path):
         with pytest.raises(edgekit.InputError, match="needs macOS"):
             check_compression(["coreml"], ConvertOptions(precision="int8"))
         assert time.perf_counter() - t < 1
-        try:
-            rep = convert(KERAS, ["coreml"], precision="int8", calibration="random", calibration_samples=10,
-                          output_dir=tmp_path / "a")
-        except edgekit.InputError as err:  # convert() calls check_compression before any work
-            assert "macOS" in str(err) and not (tmp_path / "a" / "manifest.json").exists()
-        else:
-            assert rep["coreml"].status == "failed" and "macOS" in rep["coreml"].error
+        with pytest.raises(edgekit.InputError, match="macOS"):  # convert() refuses before any work
+            convert(KERAS, ["coreml"], precision="int8", calibration="random", calibration_samples=10,
+                    output_dir=tmp_path / "a")
+        assert not (tmp_path / "a").exists()
 
 
 def test_calibration_edge_cases_fail_before_any_work(tmp_path):

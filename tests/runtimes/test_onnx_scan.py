@@ -577,7 +577,7 @@ def test_14mb_model_scans_without_copying(tmp_path):
                               [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [12000])], inits)
     path = save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "big.onnx")
     assert path.stat().st_size > 14_000_000
-    info = scan.scan_onnx(path)  # speed: `python -m edgekit.benchmarks.scan_cost`, never a timed test
+    info = scan.scan_onnx(path)  # speed: `python tools/scan_cost.py`, never a timed test
     assert info.parameter_count == 300 * 12000 and info.op_histogram == {"Add": 300, "Relu": 300}
     tracemalloc.start()
     scan.scan_onnx(path)

@@ -562,4 +562,4 @@ def test_parses_15mb_model(tmp_path):
     assert len(data) > 14_000_000
     info = fb.read_tflite(data)
     assert info.parameter_count() == m.count_params()
-    # speed is measured by `python -m edgekit.benchmarks.scan_cost`, not asserted here (shared, noisy machines)
+    # speed is measured by `python tools/scan_cost.py`, not asserted here (shared, noisy machines)
