@@ -19,7 +19,7 @@ from .conversion_source import _copy_source, _prepare_source, _Reference, _refer
 from .errors import EdgekitError, InputError, first_line
 from .formats import Format
 
-STATUSES = ("ok", "failed", "unverified")
+STATUSES = ("pass", "fail", "unverified")  # the verdict words of edgekit.checks.verdict, everywhere
 
 
 @dataclass
@@ -28,7 +28,7 @@ class TargetResult:
     path: Path | None = None
     route: list[str] = field(default_factory=list)
     precision: str = "fp32"
-    status: str = "failed"
+    status: str = "fail"
     parity: dict | None = None
     size_bytes: int | None = None
     seconds: float = 0.0
@@ -65,7 +65,7 @@ class ConvertReport:
     def exit_code(self) -> int:
         """docs/EXIT_CODES.md: 3 when a target was not produced or could not run, else 1 when one failed its
         check (parity or the compression gate), else 0 (unverified does not fail)."""
-        failed = [t for t in self.targets if t.status == "failed"]
+        failed = [t for t in self.targets if t.status == "fail"]
         if any(t.parity is None for t in failed):
             return 3
         return 1 if failed else 0
@@ -235,20 +235,20 @@ def _target(name, src: _Source, ref: _Reference, options, out, work, protected, 
         res.notes = list(dict.fromkeys(ref.notes + res.notes + art.notes))
         res.size_bytes = _size(art.path)
         _check(res, art, src, ref, options, verify)
-        if check_speed and options.compressing and res.status == "ok":
+        if check_speed and options.compressing and res.status == "pass":
             from .compression import check_speed as _speed
 
             _speed(res, art.path, fp32_path)
-        if res.status != "failed":
+        if res.status != "fail":
             res.path, res.files, notes = place(stage, art.path, out, protected, owned, options.precision)
             res.notes += notes
     except EdgekitError as e:
-        res.status, res.error = "failed", e.message
+        res.status, res.error = "fail", e.message
         res.op = getattr(e, "op", None)
     except Exception as e:  # a tool's own bug must not stop the other targets; keep its traceback
-        res.status, res.error = "failed", f"{type(e).__name__}: {first_line(e)}"
+        res.status, res.error = "fail", f"{type(e).__name__}: {first_line(e)}"
         res.traceback = traceback.format_exc()
-    if res.status == "failed" and res.path is None and art is not None:
+    if res.status == "fail" and res.path is None and art is not None:
         res.notes.append("the failed output was deleted so that it cannot be shipped by mistake")
     res.seconds = time.perf_counter() - t0
     return res
@@ -327,7 +327,7 @@ def _gate(res: TargetResult, path: Path, ref: _Reference, sample: dict, expected
                   "cosine": min((e["cosine"] for e in done), default=None)}
     if summary:  # compressed targets: what the task-level judgement saw
         res.parity.update(samples=_samples(sample), agreement_top1=j.agreement_top1)
-    res.status = "failed" if j.verdict == FAIL else "ok"
+    res.status = j.verdict  # pass / fail: the same words as validate
     if j.verdict == FAIL:
         what = "the compression check" if summary else "parity"
         res.error = f"{what} outside the {precision} profile: {'; '.join(j.reasons)}"

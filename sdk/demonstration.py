@@ -64,11 +64,11 @@ def demo_failures(rep: dict) -> tuple[bool, bool]:
     """(a step that should work here failed to run, a step ran and failed its check), from a demo report's dict.
     Skipped (not installed) and unverified steps fail neither."""
     conv = (rep.get("conversion") or {}).get("targets", [])
-    broken = ([t for t in conv if t["status"] == "failed" and t["parity"] is None]
+    broken = ([t for t in conv if t["status"] == "fail" and t["parity"] is None]
               + [r for r in rep["results"] if r["status"] == "error"]
               + [r for r in (rep.get("benchmark") or {}).get("results", []) if "error" in r]
-              + [r for r in rep.get("int8") or [] if r["status"] == "failed"])  # its rows keep no parity
-    checks = ([t for t in conv if t["status"] == "failed"]
+              + [r for r in rep.get("int8") or [] if r["status"] == "fail"])  # its rows keep no parity
+    checks = ([t for t in conv if t["status"] == "fail"]
               + [c for c in (rep.get("validation") or {}).get("candidates", []) if c["verdict"] == "fail"])
     return bool(broken), bool(checks)
 
@@ -173,7 +173,7 @@ def _int8_side_by_side(source: Path, images, labels, output_dir: Path, say) -> l
     for t in rep.targets:
         row = {"target": t.target, "status": t.status, "error": t.error, "fp32_size": t.fp32_size_bytes,
                "int8_size": t.size_bytes, "speed": t.speed}
-        if t.path is not None and t.status == "ok":
+        if t.path is not None and t.status == "pass":
             with load(t.path) as m:
                 pred = next(iter(m.predict(images).values())).argmax(-1)
             row.update(int8_accuracy=float(np.mean(pred == labels)),

@@ -99,7 +99,7 @@ def _table(report) -> None:
                                                    ["max abs", "cosine"]) + ["seconds", "error / notes"]
     for col in cols:
         t.add_column(col)
-    colours = {"ok": "green", "failed": "red", "unverified": "yellow"}
+    colours = {"pass": "green", "fail": "red", "unverified": "yellow"}
     for r in report.targets:
         par = r.parity or {}
         err = r.error or ""

@@ -124,7 +124,7 @@ def test_validate_codes(digits, tmp_path):
 def test_convert_all_ok_is_0_and_a_failed_target_is_3(digits, tmp_path, monkeypatch):
     res = invoke("convert", digits["onnx"], "--to", "onnx,openvino", "-o", tmp_path / "a", "--json")
     assert res.exit_code == 0, describe(res)
-    assert [t["status"] for t in json.loads(res.stdout)["targets"]] == ["ok", "ok"]
+    assert [t["status"] for t in json.loads(res.stdout)["targets"]] == ["pass", "pass"]
     res = invoke("convert", digits["xml"], "--to", "tflite", "-o", tmp_path / "b", "--json")
     assert res.exit_code == 3, describe(res)  # no route from an IR to TFLite
     from edgekit.converters.onnx_to_openvino import OnnxToOpenVINO
@@ -136,7 +136,7 @@ def test_convert_all_ok_is_0_and_a_failed_target_is_3(digits, tmp_path, monkeypa
     res = invoke("convert", digits["onnx"], "--to", "onnx,openvino", "-o", tmp_path / "c", "--json")
     assert res.exit_code == 3, describe(res)
     status = {t["target"]: t["status"] for t in json.loads(res.stdout)["targets"]}
-    assert status == {"onnx": "ok", "openvino": "failed"}  # the other target converted and passed
+    assert status == {"onnx": "pass", "openvino": "fail"}  # the other target converted and passed
 
 
 def test_convert_failed_parity_with_every_target_converted_is_1(tmp_path):
@@ -144,7 +144,7 @@ def test_convert_failed_parity_with_every_target_converted_is_1(tmp_path):
                  "--json")
     assert res.exit_code == 1, describe(res)
     (t,) = json.loads(res.stdout)["targets"]
-    assert t["status"] == "failed" and t["parity"]["max_abs"] > 0.01  # converted, ran, and differs
+    assert t["status"] == "fail" and t["parity"]["max_abs"] > 0.01  # converted, ran, and differs
 
 
 def test_convert_exit_code_mapping():
@@ -153,9 +153,9 @@ def test_convert_exit_code_mapping():
     def rep(*targets):
         return ConvertReport({}, list(targets), None)
 
-    ok, unverified = TargetResult("tflite", status="ok", parity={"max_abs": 0}), TargetResult("coreml", status="unverified")
-    parity = TargetResult("onnx", status="failed", parity={"max_abs": 1.0})
-    broken = TargetResult("openvino", status="failed")
+    ok, unverified = TargetResult("tflite", status="pass", parity={"max_abs": 0}), TargetResult("coreml", status="unverified")
+    parity = TargetResult("onnx", status="fail", parity={"max_abs": 1.0})
+    broken = TargetResult("openvino", status="fail")
     assert rep(ok, unverified).exit_code == 0
     assert rep(ok, parity).exit_code == 1
     assert rep(ok, broken).exit_code == 3
@@ -172,10 +172,10 @@ def test_convert_user_error_is_2(digits, tmp_path):
 def test_demo_exit_code_mapping():
     from edgekit.cli.demo import demo_exit_code
 
-    good = {"conversion": {"targets": [{"status": "ok", "parity": {}}, {"status": "unverified", "parity": None}]},
+    good = {"conversion": {"targets": [{"status": "pass", "parity": {}}, {"status": "unverified", "parity": None}]},
             "results": [{"status": "ok"}, {"status": "skipped"}, {"status": "unverified"}],
             "validation": {"candidates": [{"verdict": "pass"}, {"verdict": "unverified"}]},
-            "benchmark": {"results": [{"runs": 200}]}, "int8": [{"status": "ok"}]}
+            "benchmark": {"results": [{"runs": 200}]}, "int8": [{"status": "pass"}]}
     assert demo_exit_code(good) == 0
     assert demo_exit_code({**good, "validation": {"candidates": [{"verdict": "fail"}]}}) == 1
     assert demo_exit_code({**good, "results": [{"status": "error"}]}) == 3

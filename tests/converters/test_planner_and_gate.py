@@ -73,11 +73,11 @@ def test_one_failing_target_does_not_stop_the_others(cases, tmp_path, monkeypatc
 
     monkeypatch.setattr(type(edge), "run", boom)
     rep = convert(cases["cnn"].files["keras"], ["openvino", "tflite"], output_dir=tmp_path)
-    assert rep["openvino"].status == "failed" and "simulated converter crash" in rep["openvino"].error
-    assert rep["tflite"].status == "ok"
+    assert rep["openvino"].status == "fail" and "simulated converter crash" in rep["openvino"].error
+    assert rep["tflite"].status == "pass"
     assert rep.exit_code == 3
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert [t["status"] for t in manifest["targets"]] == ["failed", "ok"]
+    assert [t["status"] for t in manifest["targets"]] == ["fail", "pass"]
 
 
 def test_manifest_schema_and_hash(cases, tmp_path):
@@ -117,7 +117,7 @@ def test_planted_fault_fails_the_gate(cases, tmp_path, monkeypatch):
 
     monkeypatch.setattr(type(edge), "run", sabotage)
     rep = convert(cases["cnn"].files["onnx"], ["openvino"], output_dir=tmp_path)
-    assert rep["openvino"].status == "failed" and "parity outside the fp32 profile" in rep["openvino"].error
+    assert rep["openvino"].status == "fail" and "parity outside the fp32 profile" in rep["openvino"].error
 
 
 def test_fp16_precision_is_judged_with_fp16_tolerance(cases, tmp_path):
@@ -126,7 +126,7 @@ def test_fp16_precision_is_judged_with_fp16_tolerance(cases, tmp_path):
 
     rep = convert(cases["cnn"].files["keras"], ["tflite", "openvino", "onnx"], precision="fp16", output_dir=tmp_path)
     for t in ("tflite", "openvino", "onnx"):
-        assert rep[t].status == "ok" and rep[t].precision == "fp16", rep[t].error
+        assert rep[t].status == "pass" and rep[t].precision == "fp16", rep[t].error
         assert 0 < rep[t].parity["max_abs"] <= 1e-2  # fp16 really ran: not bit-identical, within tolerance
     with edgekit.load(rep["tflite"].path) as m:
         assert m.precision == "fp16"  # weights stored as fp16 behind DEQUANTIZE
@@ -147,7 +147,7 @@ def test_cli_convert_exit_codes_and_json(cases, tmp_path):
                             "-o", str(tmp_path / "a"), "--json"])
     assert r.exit_code == 0, r.output
     m = json.loads(r.stdout)
-    assert [t["status"] for t in m["targets"]] == ["ok", "ok"]
+    assert [t["status"] for t in m["targets"]] == ["pass", "pass"]
     r = runner.invoke(app, ["convert", str(cases["cnn"].files["keras"]), "--to", "tflite", "--no-verify",
                             "-o", str(tmp_path / "b"), "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["targets"][0]["status"] == "unverified"
@@ -188,5 +188,5 @@ def test_user_sample_is_used(cases, tmp_path):
     x = np.full((4, 8, 8, 1), 0.5, np.float32)
     np.savez(tmp_path / "s.npz", image=x)
     rep = convert(cases["cnn"].files["keras"], ["tflite"], sample=tmp_path / "s.npz", output_dir=tmp_path / "o")
-    assert rep["tflite"].status == "ok"
+    assert rep["tflite"].status == "pass"
     assert not any("generated inputs" in n for n in rep["tflite"].notes)

@@ -36,7 +36,7 @@ def test_route_matches_source(cases, tmp_path, case, kind, target):
     src_path = cases[case].files[kind]
     report = convert(src_path, [target], output_dir=tmp_path, trust_code=kind in TRUST)
     res = report[target]
-    assert res.status == "ok", res.error
+    assert res.status == "pass", res.error
     assert res.parity["max_abs"] <= 1e-3 and res.parity["cosine"] >= 0.9999
     assert res.size_bytes and res.size_bytes > 0 and res.route
     with edgekit.load(src_path, trust_code=kind in TRUST) as src, edgekit.load(res.path) as dst:
@@ -76,7 +76,7 @@ def test_in_memory_keras_and_torch(tmp_path):
     i = keras.Input((5,), name="feat")
     km = keras.Model(i, keras.layers.Dense(3, name="score")(i))
     rep = convert(km, ["tflite", "openvino"], output_dir=tmp_path / "k")
-    assert [t.status for t in rep.targets] == ["ok", "ok"]
+    assert [t.status for t in rep.targets] == ["pass", "pass"]
 
     class Net(torch.nn.Module):
         def __init__(self):
@@ -87,7 +87,7 @@ def test_in_memory_keras_and_torch(tmp_path):
             return torch.sigmoid(self.fc(x))
 
     rep = convert(Net(), ["onnx", "openvino"], output_dir=tmp_path / "t", example_inputs=(torch.randn(2, 5),))
-    assert [t.status for t in rep.targets] == ["ok", "ok"]
+    assert [t.status for t in rep.targets] == ["pass", "pass"]
     with pytest.raises(edgekit.InputError, match="example inputs"):
         convert(Net(), ["onnx"], output_dir=tmp_path / "t2")
 
@@ -101,7 +101,7 @@ def test_onnx2tf_routes_keep_layout_and_batch(cases, tmp_path, kind, case):
     src_path = cases[case].files[kind]
     rep = convert(src_path, ["tflite"], output_dir=tmp_path, trust_code=kind in TRUST)
     res = rep["tflite"]
-    assert res.status == "ok", res.error
+    assert res.status == "pass", res.error
     assert "onnx_to_savedmodel" in res.route
     with edgekit.load(src_path, trust_code=kind in TRUST) as src, edgekit.load(res.path) as dst:
         assert {s.name: s.shape for s in dst.inputs} == {s.name: s.shape for s in src.inputs}  # NCHW kept
@@ -118,10 +118,10 @@ def test_onnx2tf_wrong_dynamic_model_is_caught_and_input_shape_fixes_it(cases, t
     src_path = cases["dynamic"].files["onnx"]
     before = hashlib.sha256(src_path.read_bytes()).hexdigest()
     rep = convert(src_path, ["tflite"], output_dir=tmp_path / "a")
-    assert rep["tflite"].status == "failed"
+    assert rep["tflite"].status == "fail"
     assert "parity" in rep["tflite"].error and "--input-shape" in rep["tflite"].error
     rep = convert(src_path, ["tflite"], output_dir=tmp_path / "b", input_shapes={"seq": (2, 7, 8)})
-    assert rep["tflite"].status == "ok", rep["tflite"].error
+    assert rep["tflite"].status == "pass", rep["tflite"].error
     with edgekit.load(rep["tflite"].path) as m:
         assert m.inputs[0].shape == (2, 7, 8)
     # onnx2tf rewrites its input in place: edgekit hands it a copy, the user's file is untouched
@@ -159,7 +159,7 @@ def test_torchscript_and_pickled_modules_convert_with_a_sample(cases, tmp_path, 
     np.savez(sample, **c.torch_inputs)
     rep = convert(c.files[kind], ["onnx", "openvino"], output_dir=tmp_path / "o", trust_code=True, sample=sample)
     for t in ("onnx", "openvino"):
-        assert rep[t].status == "ok", rep[t].error
+        assert rep[t].status == "pass", rep[t].error
         assert rep[t].route[0] == "torchscript_to_onnx"
         with edgekit.load(rep[t].path) as m:
             got = m.predict(c.torch_inputs)
