@@ -213,7 +213,7 @@ def build_all(out: Path) -> dict[str, Case]:
 
 
 # ----------------------------------------------------------------- CLI extras: more models and broken files
-# Built once per session by the fixtures of the same names in tests/cli/conftest.py.
+# Built once per session by the fixtures of the same names in tests/sdk/cli/conftest.py.
 def _tflite_bytes(model) -> bytes:
     import tensorflow as tf
 

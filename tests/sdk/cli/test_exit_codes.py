@@ -13,7 +13,7 @@ import pytest
 from cli_util import describe, invoke, user_error
 from edgekit.cli import _common
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

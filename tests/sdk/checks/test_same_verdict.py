@@ -14,7 +14,7 @@ import edgekit
 from edgekit.checks.tolerances import PROFILES, profile
 from edgekit.conversion import check, convert
 
-DIGITS = Path(__file__).resolve().parents[2] / "sdk" / "examples" / "digits"
+DIGITS = Path(__file__).resolve().parents[3] / "sdk" / "examples" / "digits"
 
 
 @pytest.fixture(scope="module")
