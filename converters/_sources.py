@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgekit.errors import ModelFileError, TrustRequiredError
+from edgekit.errors import ModelFileError
 from edgekit.formats import Format
 
 from .base import Artifact, ConvertOptions
@@ -51,10 +51,7 @@ def torch_program(src: Artifact, options: ConvertOptions):
     if src.format is not Format.TORCH_EXPORT:
         raise ModelFileError(f"{src.path.name} is {src.format.value}; this route needs a torch.export program (.pt2)",
                              "export the model with torch.export.save(torch.export.export(model, args), 'model.pt2')")
-    if not options.trust_code:
-        raise TrustRequiredError(f"refusing to load {src.path.name} without trust: a .pt2 ExportedProgram is "
-                                 "unpickled when loaded, which can run code")
-    import torch
+    import torch  # trust was required by Edge.convert (edgekit.trust.require_trust) before any edge runs
 
     src.obj = torch.export.load(str(src.path))
     return src.obj

@@ -130,6 +130,7 @@ class Artifact:
     tool_versions: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # e.g. "fixed dimension 0 of 'x' to 1"
     obj: Any = None
+    written: bool = False  # edgekit wrote this file in this run (an edge's output): no trust check needed
 
 
 def version_of(dist: str) -> str:
@@ -166,8 +167,14 @@ class Edge:
     def convert(self, src: Artifact, options: ConvertOptions, out: Path) -> Artifact:
         from edgekit._offline import vendor_telemetry_off
 
+        if not src.written:  # the user's file: the one trust check, before any framework opens it
+            from edgekit.formats import ModelSource
+            from edgekit.trust import require_trust
+
+            require_trust(ModelSource(src.path, src.format), options.trust_code, "convert")
         with vendor_telemetry_off():  # the vendors' tools send nothing while they convert for edgekit
             result = self.run(src, options, out)
+        result.written = True
         result.route = [*src.route, self.name]
         result.tool_versions = {**src.tool_versions, **{t: version_of(t) for t in self.tools}}
         result.notes = [*src.notes, *result.notes]

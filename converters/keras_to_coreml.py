@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.formats import Format
-from edgekit.runtimes._savedmodel_scan import check_savedmodel
 
 from ._sources import keras_model, saved_model_with_names
 from .base import Artifact, ConvertOptions, Edge, register
@@ -58,8 +57,6 @@ class KerasToCoreML(Edge):
             if src.format is not Format.SAVEDMODEL:
                 saved_model_with_names(keras_model(src), tmp)
                 sm = tmp
-            else:
-                check_savedmodel(src.path, options.trust_code)  # loading runs its initializers
             loaded = tf.saved_model.load(sm)
             fn = loaded.signatures.get("serving_default") or next(iter(loaded.signatures.values()))
             from edgekit.runtimes._tflite_io import natural_key

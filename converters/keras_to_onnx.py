@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit.formats import Format
-from edgekit.runtimes._savedmodel_scan import check_savedmodel
 
 from ._sources import keras_model
 from .base import Artifact, ConvertOptions, Edge, fail, register
@@ -28,8 +27,6 @@ class KerasToOnnx(Edge):
         import tf2onnx
 
         path = out / f"{src.path.stem}.onnx"
-        if src.format is Format.SAVEDMODEL:
-            check_savedmodel(src.path, options.trust_code)  # loading runs its initializers
         try:
             if src.format is Format.SAVEDMODEL:
                 loaded = tf.saved_model.load(str(src.path))

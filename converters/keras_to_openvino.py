@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 from edgekit.formats import Format
-from edgekit.runtimes._savedmodel_scan import check_savedmodel
 
 from ._sources import keras_model, saved_model_with_names
 from .base import Artifact, ConvertOptions, Edge, register
@@ -29,7 +28,6 @@ class KerasToOpenVINO(Edge):
 
     def run(self, src: Artifact, options: ConvertOptions, out: Path) -> Artifact:
         if src.format is Format.SAVEDMODEL:
-            check_savedmodel(src.path, options.trust_code)  # convert_model loads it with TensorFlow when installed
             return save_ir(lambda ov: ov.convert_model(str(src.path)), src, options, out)
         with tempfile.TemporaryDirectory(dir=out) as tmp:
             saved_model_with_names(keras_model(src), tmp)

@@ -6,7 +6,6 @@ import tempfile
 from pathlib import Path
 
 from edgekit.formats import Format
-from edgekit.runtimes._savedmodel_scan import check_savedmodel
 
 from ._sources import keras_model, saved_model_with_names
 from .base import Artifact, ConvertOptions, Edge, fail, register
@@ -29,7 +28,6 @@ class KerasToTFLite(Edge):
 
         select(Format.TFLITE, options)  # refuses what TFLite cannot honour before the export starts
         if src.format is Format.SAVEDMODEL:
-            check_savedmodel(src.path, options.trust_code)  # TensorFlow runs its initializers when it loads it
             data, notes = _convert(tf.lite.TFLiteConverter.from_saved_model(str(src.path)), options,
                                    _signature_order(str(src.path)))
         else:

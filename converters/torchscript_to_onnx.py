@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekit.errors import InputError, TrustRequiredError
+from edgekit.errors import InputError
 from edgekit.formats import Format
 
 from .base import Artifact, ConvertOptions, Edge, fail, register
 
 
 def load_module(src: Artifact, options: ConvertOptions):
-    if not options.trust_code:
-        raise TrustRequiredError(f"refusing to load {src.path.name} without trust: loading it runs code from the file")
-    import torch
+    import torch  # trust was required by Edge.convert (edgekit.trust.require_trust) before any edge runs
 
     if src.format is Format.TORCHSCRIPT:
         return torch.jit.load(str(src.path), map_location="cpu").eval()

@@ -67,6 +67,9 @@ class Runner:
     def load(self) -> "Runner":
         if self._loaded:
             return self
+        from edgekit.trust import require_trust
+
+        require_trust(self.source, self.trust_code)  # before any runtime or framework opens the file
         self.require()
         self._load()
         self._expect = {s.name: (s, self._feed_dtype(s)) for s in self.inputs}

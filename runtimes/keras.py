@@ -1,8 +1,8 @@
 """Reference backend for TensorFlow-side source models: Keras 3 `.keras`, legacy `.h5`, SavedModel folders.
 
 Keras safe mode stays on: a model whose config holds Python code (a Lambda layer) is refused, never executed.
-A SavedModel is a program (its initializers run at load): its graph is scanned for file, network and Python ops
-first, and one that holds them loads only with ``trust_code=True`` (see runtimes/_savedmodel_scan.py).
+A SavedModel is a program (its initializers run at load): Runner.load scans its graph for file, network and Python
+ops first (edgekit.trust.require_trust), and one that holds them loads only with ``trust_code=True``.
 """
 
 from __future__ import annotations
@@ -38,10 +38,6 @@ class KerasRunner(Runner):
     def _load(self) -> None:
         from edgekit._quiet import quiet_native
 
-        if self.source.format is Format.SAVEDMODEL:  # before TensorFlow sees it: loading runs its initializers
-            from edgekit.runtimes._savedmodel_scan import check_savedmodel
-
-            check_savedmodel(self.source.path, self.trust_code)
         quiet_tensorflow()
         with quiet_native():
             import tensorflow  # noqa: F401  (its import prints absl logs straight to fd 2)

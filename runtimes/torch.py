@@ -9,16 +9,11 @@ import pickle
 
 import numpy as np
 
-from edgekit.errors import BackendError, ModelFileError, TrustRequiredError, first_line
+from edgekit.errors import BackendError, ModelFileError, first_line
 from edgekit.formats import Format
 from edgekit.runtimes.base import Runner
 from edgekit.types import TensorSpec
 
-_WHY = {
-    Format.TORCH_EXPORT: "a .pt2 ExportedProgram is unpickled when loaded, which can run code",
-    Format.TORCHSCRIPT: "a TorchScript file holds code that runs when the model is loaded and called",
-    Format.TORCH_PICKLE: "a pickled PyTorch file runs arbitrary Python code when loaded",
-}
 
 
 
@@ -36,9 +31,7 @@ class TorchRunner(Runner):
     requires = (("torch", "torch", "torch"),)
 
     def _load(self) -> None:
-        path, fmt = self.source.path, self.source.format
-        if not self.trust_code:
-            raise TrustRequiredError(f"refusing to load {path.name} without trust: {_WHY[fmt]}")
+        path, fmt = self.source.path, self.source.format  # trust was required by Runner.load (edgekit.trust)
         import torch
 
         if self.threads:

@@ -80,8 +80,6 @@ def _prepare_source(model, example_inputs, trust_code: bool, out: Path, owned: s
     """The source as a file on disk, with the trust it loads under."""
     from edgekit.converters.base import Artifact
 
-    from .errors import TrustRequiredError
-
     if isinstance(model, (str, os.PathLike)):
         from .formats import detect
 
@@ -90,10 +88,10 @@ def _prepare_source(model, example_inputs, trust_code: bool, out: Path, owned: s
     else:
         art = _in_memory_source(model, example_inputs, out, owned)
         src = _Source(art, [art.path], True)  # edgekit wrote this file itself
-    if src.art.format in (Format.TORCH_EXPORT, Format.TORCHSCRIPT, Format.TORCH_PICKLE) and not src.trust:
-        raise TrustRequiredError(f"refusing to convert {src.art.path.name} without trust: loading a "
-                                 f"{src.art.format.value} file can run code",
-                                 "pass --trust-code (trust_code=True) if you trust its origin")
+    from .formats import ModelSource
+    from .trust import require_trust
+
+    require_trust(ModelSource(src.art.path, src.art.format), src.trust, "convert")
     return src
 
 

@@ -122,14 +122,20 @@ def check_claim(path: Path, claimed: str | None, found: str) -> None:
         f"rename it to {ext} if you trust it and pass --trust-code")
 
 
+# why loading each code-running format can run code (the one wording every refusal uses)
+_WHY = {"torch-export": "a .pt2 ExportedProgram is unpickled when loaded, which can run code",
+        "torchscript": "a TorchScript file holds code that runs when the model is loaded and called",
+        "torch-pickle": "a pickled PyTorch file runs arbitrary Python code when loaded"}
+
+
 def needs_trust(source) -> str | None:
     """Why loading ``source`` (a ModelSource) can run code from the file, or None when it cannot: the PyTorch
     formats (unpickling, TorchScript), and a SavedModel whose graph holds file, network or Python ops. For callers
-    that decide trust per file before loading (the CLI); the loaders check again themselves."""
+    that decide trust per file before loading (the CLI); loading itself goes through ``require_trust``."""
     from .formats import Format
 
-    if source.format in (Format.TORCH_EXPORT, Format.TORCHSCRIPT, Format.TORCH_PICKLE):
-        return f"a {source.format.value} file runs code when loaded"
+    if source.format.value in _WHY:
+        return _WHY[source.format.value]
     if source.format is Format.SAVEDMODEL:
         from edgekit.errors import EdgekitError
         from edgekit.runtimes._savedmodel_scan import scan_savedmodel
@@ -141,3 +147,19 @@ def needs_trust(source) -> str | None:
         if findings:
             return f"its graph runs {findings[0].op} ({findings[0].why}) in {findings[0].where}"
     return None
+
+
+def require_trust(source, trust_code: bool, action: str = "load") -> None:
+    """The one trust check, run before any loader or converter opens a file the user gave: the PyTorch formats
+    need ``trust_code``; a SavedModel needs it when its graph holds file, network or Python ops (and its asset paths
+    must stay inside it, trust or not). Every runner (``Runner.load``), convert and the converter edges call this."""
+    from .errors import TrustRequiredError
+    from .formats import Format
+
+    why = _WHY.get(source.format.value)
+    if why is not None and not trust_code:
+        raise TrustRequiredError(f"refusing to {action} {source.path.name} without trust: {why}")
+    if source.format is Format.SAVEDMODEL:
+        from edgekit.runtimes._savedmodel_scan import check_savedmodel
+
+        check_savedmodel(source.path, trust_code)

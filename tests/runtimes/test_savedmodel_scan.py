@@ -240,12 +240,13 @@ def test_file_op_in_a_branch_function_is_refused(models):
 
 @pytest.mark.parametrize("edge", ["keras_to_tflite", "keras_to_onnx", "keras_to_openvino", "keras_to_coreml"])
 def test_converters_refuse_before_loading(models, edge, tmp_path):
+    """Edge.convert (every edge's entry point) runs the one trust check before the edge opens the SavedModel."""
     from edgekit.converters.base import Artifact, ConvertOptions
     from edgekit.converters.planner import load_edges
 
     e = load_edges()[edge]
     with pytest.raises(TrustRequiredError, match="WriteFile"):
-        e.run(Artifact(models["writer"], edgekit.Format.SAVEDMODEL), ConvertOptions(), tmp_path)
+        e.convert(Artifact(models["writer"], edgekit.Format.SAVEDMODEL), ConvertOptions(), tmp_path)
     assert not models["written"].exists()
     with pytest.raises(TrustRequiredError, match="WriteFile"):
         edgekit.convert(models["writer"], "tflite", output_dir=tmp_path / "out", verify=False)

@@ -244,3 +244,41 @@ def test_raw_pickle_and_torch_programs_named_like_safe_formats(files, tmp_path):
     shutil.copy(files / "lin_ts.pt", odd)
     assert edgekit.detect(odd).format is Format.TORCHSCRIPT
 
+
+
+def test_trust_is_checked_in_one_place_for_runners_and_edges(tmp_path):
+    """Runner.load and Edge.convert both call edgekit.trust.require_trust: an edge handed an untrusted .pt2 refuses it
+    before torch opens it, as a runner does; and no other module defines its own trust refusal."""
+    import ast
+    from pathlib import Path
+
+    import torch
+
+    from edgekit.converters import base, planner
+    from edgekit.formats import Format
+
+    class Tiny(torch.nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    pt2 = tmp_path / "tiny.pt2"
+    torch.export.save(torch.export.export(Tiny(), (torch.zeros(1, 3),)), pt2)
+    planner.load_edges()
+    edge = base.REGISTRY["torch_to_onnx"]
+    with pytest.raises(edgekit.TrustRequiredError, match="without trust"):
+        edge.convert(base.Artifact(pt2, Format.TORCH_EXPORT), base.ConvertOptions(), tmp_path)
+    assert not list(tmp_path.glob("*.onnx"))
+    with pytest.raises(edgekit.TrustRequiredError, match="without trust"):
+        edgekit.load(pt2)
+    out = edge.convert(base.Artifact(pt2, Format.TORCH_EXPORT), base.ConvertOptions(trust_code=True), tmp_path)
+    assert out.path.is_file() and out.written
+    root = Path(edgekit.__file__).resolve().parents[1]
+    raising = set()
+    for folder in ("sdk", "runtimes", "converters", "benchmarks"):
+        for f in (root / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(f.read_text())):
+                if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and \
+                        getattr(node.exc.func, "id", "") == "TrustRequiredError":
+                    raising.add(str(f.relative_to(root)))
+    # the one check, the SavedModel scanner it calls, and Keras safe mode (a Lambda layer is refused, trust or not)
+    assert raising == {"sdk/trust.py", "runtimes/_savedmodel_scan.py", "runtimes/keras.py"}, raising
