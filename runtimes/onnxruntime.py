@@ -76,7 +76,10 @@ class OnnxRuntimeRunner(Runner):
             so.intra_op_num_threads = int(self.threads)
             so.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            if self.options.get("intermediates"):
+                self.session = self._session_with_intermediates(ort, so)
+            else:
+                self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
             raise ModelFileError(f"ONNX Runtime could not load {path.name}: {first_line(e)}",
                                  "check the model with `python -m onnx.checker`, or try --backend openvino") from e
@@ -84,6 +87,38 @@ class OnnxRuntimeRunner(Runner):
         self.outputs = [self._spec(a) for a in self.session.get_outputs()]
         self._out_names = [s.name for s in self.outputs]
         self.precision = onnx_precision(self.info)
+
+    def _session_with_intermediates(self, ort, so):
+        """A session on a private copy of the model where every node output is also a graph output (typed from
+        shape inference where it knows the type; ONNX Runtime accepts an untyped one), optimizations off."""
+        import tempfile
+        from pathlib import Path
+
+        import onnx
+        from onnx import helper
+
+        model = onnx.load(str(self.source.path), load_external_data=True)
+        types = {}
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model)
+            for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+                if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type:
+                    types[vi.name] = vi.type.tensor_type.elem_type
+        except Exception:  # noqa: BLE001 - shape inference is a nicety (custom ops, > 2 GB); untyped outputs run
+            pass
+        have = {o.name for o in model.graph.output}
+        for node in model.graph.node:
+            for name in node.output:
+                if name and name not in have:
+                    have.add(name)
+                    model.graph.output.append(helper.make_tensor_value_info(name, types[name], None)
+                                              if name in types else onnx.ValueInfoProto(name=name))
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        with tempfile.TemporaryDirectory(prefix="edgekit-intermediates-") as tmp:  # read at session creation
+            copy = Path(tmp) / "model.onnx"
+            onnx.save_model(model, str(copy), save_as_external_data=True, all_tensors_to_one_file=True,
+                            location="model.onnx.data")
+            return ort.InferenceSession(str(copy), so, providers=["CPUExecutionProvider"])
 
     @staticmethod
     def _spec(arg) -> TensorSpec:

@@ -124,6 +124,13 @@ class OpenVINORunner(Runner):
             self.model = c.read_model(str(path))
         except RuntimeError as e:
             raise ModelFileError(f"OpenVINO could not read {path.name}: {_first_line(e)}") from e
+        if self.options.get("intermediates"):  # every named op output becomes a model output
+            names = [n for op in self.model.get_ordered_ops() if op.get_type_name() not in ("Parameter", "Constant",
+                                                                                            "Result")
+                     for o in op.outputs() for n in list(o.get_names())[:1]]
+            have = {n for o in self.model.outputs for n in o.get_names()}
+            if [n for n in names if n not in have]:
+                self.model.add_outputs([n for n in names if n not in have])
         config = {"INFERENCE_PRECISION_HINT": precision}
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
@@ -151,6 +158,9 @@ class OpenVINORunner(Runner):
             self.outputs = [self.outputs[i] for i in perm]
             self._out_order = perm
         self._out_names = [s.name for s in self.outputs]
+        # intermediates: each output also under its other tensor names (a reference may know it by any of them)
+        self._aliases = [(i, n) for i, p in enumerate(self.compiled.outputs) for n in p.get_names()
+                         if n != self._out_names[i]] if self.options.get("intermediates") else []
         hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         actual = hint.to_string() if hasattr(hint, "to_string") else str(hint)
         self.precision = next((v for k, v in _PRECISIONS.items() if k in actual), actual)
@@ -202,6 +212,8 @@ class OpenVINORunner(Runner):
         out = {name: ys[i] for name, i in zip(self._out_names, self._out_order)}
         for k, q in self._out_quant.items():
             out[k] = q.dequantize(out[k])
+        for i, n in self._aliases:
+            out.setdefault(n, ys[i])
         return out
 
     def raw_call(self, feeds):

@@ -107,7 +107,7 @@ class Model:
 
 def load(path: str | os.PathLike, backend: str | None = None, threads: int | None = None, device: str = "CPU",
          *, trust_code: bool = False, raw_quantized_io: bool = False, device_class: str | None = None,
-         inference_precision: str | None = None) -> Model:
+         inference_precision: str | None = None, intermediates: bool = False) -> Model:
     """Load a model file with the best installed runtime (or ``backend``) and return a ready Model.
 
     ``threads``: intra-op threads. ``None`` means the device class's default (``device_class``, or the class
@@ -117,6 +117,9 @@ def load(path: str | os.PathLike, backend: str | None = None, threads: int | Non
     formats whose loading can run code (TorchScript, pickled .pt, .pt2). ``raw_quantized_io``: feed and
     receive the raw integers of a quantized model instead of floats. ``inference_precision``: OpenVINO's
     arithmetic ("f32" by default; "bf16"/"f16" on request); the other backends have no such choice.
+    ``intermediates``: mark every intermediate tensor as an output (graph optimizations off, so none is fused
+    away): ``predict`` then returns them by tensor name beside the model's outputs. For debugging a parity
+    failure (`edgekit validate --localize`), not for speed.
     """
     from edgekit.runtimes import pick_backend
 
@@ -130,6 +133,8 @@ def load(path: str | os.PathLike, backend: str | None = None, threads: int | Non
     source = detect(path)
     cls = pick_backend(source.format, backend)
     options = {} if inference_precision is None else {"inference_precision": inference_precision}
+    if intermediates:
+        options["intermediates"] = True
     runner = cls(source, threads=threads, device=device, trust_code=trust_code,
                  raw_quantized_io=raw_quantized_io, **options)
     size = source.size_bytes

@@ -26,7 +26,6 @@ Conv). The note then names the candidate-only operations that feed the departing
 
 from __future__ import annotations
 
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -120,64 +119,16 @@ def _match_feeds(names: list[str], dtypes: list, feeds: dict[str, np.ndarray]) -
     return {n: np.asarray(v, dtype=t) if t is not None else np.asarray(v) for n, v, t in zip(names, vals, dtypes)}
 
 
-def _onnx_all_outputs(path: Path, out: Path):
-    """A copy of the model with every top-level node output as a graph output, saved to `out`."""
-    import onnx
-    from onnx import helper
+def _run(path: Path, backend: str, feeds: dict) -> dict[str, np.ndarray]:
+    """Every tensor of ``path`` on ``backend``, through the normal runner (with its safety checks) loaded with
+    every intermediate tensor marked as an output, f32 arithmetic and graph optimizations off."""
+    from edgekit.model import load
 
-    model = onnx.load(str(path), load_external_data=True)
-    types = {}
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-        for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
-            if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type:
-                types[vi.name] = vi.type.tensor_type.elem_type
-    except Exception:  # noqa: BLE001 - shape inference is a nicety (custom ops, >2 GB); untyped outputs still run
-        pass
-    have = {o.name for o in model.graph.output}
-    for node in model.graph.node:
-        for name in node.output:
-            if name and name not in have:
-                have.add(name)
-                model.graph.output.append(helper.make_tensor_value_info(name, types[name], None) if name in types
-                                          else onnx.ValueInfoProto(name=name))
-    onnx.save_model(model, str(out), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=out.name + ".data")
-    return model
-
-
-def _run_ort(path: Path, feeds: dict) -> dict[str, np.ndarray]:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    ins = sess.get_inputs()
-    outs = [o.name for o in sess.get_outputs()]
-    res = sess.run(outs, _match_feeds([i.name for i in ins], [_np_type(i.type) for i in ins], feeds))
-    return {n: v for n, v in zip(outs, res) if isinstance(v, np.ndarray)}
-
-
-def _run_openvino(path: Path, names: list[str], feeds: dict) -> dict[str, np.ndarray]:
-    from edgekit.runtimes.openvino import core as ov_core
-
-    core = ov_core()
-    model = core.read_model(str(path))
-    present = {n for op in model.get_ops() for o in op.outputs() for n in o.get_names()}
-    have = {n for o in model.outputs for n in o.get_names()}
-    add = [n for n in names if n in present and n not in have]
-    if add:
-        model.add_outputs(add)
-    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    ins = compiled.inputs
-    fed = _match_feeds([i.get_any_name() for i in ins], [i.get_element_type().to_dtype() for i in ins], feeds)
-    res = compiled(fed)
-    out = {}
-    for port, val in res.items():
-        for n in port.get_names():
-            out[n] = np.asarray(val)
-    return out
+    with load(path, backend=backend, intermediates=True) as m:
+        names = [s.name for s in m.inputs]
+        dtypes = [np.dtype(s.dtype) if s.dtype and s.dtype not in ("str", "string") else None for s in m.inputs]
+        out = m.predict(_match_feeds(names, dtypes, feeds))
+    return {k: np.asarray(v) for k, v in out.items() if isinstance(v, np.ndarray)}
 
 
 def _candidate_only_ops(cand_model, ref_tensors: set[str], tensor: str, limit: int = 5) -> list[str]:
@@ -198,19 +149,18 @@ def _candidate_only_ops(cand_model, ref_tensors: set[str], tensor: str, limit: i
 
 
 def _localize_onnx(ref_path: Path, cand_path: Path, feeds: dict, threshold: float, backend: str) -> Localization:
-    with tempfile.TemporaryDirectory(prefix="edgekit-localize-") as tmp:
-        ref_copy = Path(tmp) / "reference.onnx"
-        ref_model = _onnx_all_outputs(ref_path, ref_copy)
-        ref = _run_ort(ref_copy, feeds)
-        cand_model = None
-        if backend == "openvino":
-            cand = _run_openvino(cand_path, list(ref), feeds)
-            method = "onnxruntime-vs-openvino"
-        else:
-            cand_copy = Path(tmp) / "candidate.onnx"
-            cand_model = _onnx_all_outputs(cand_path, cand_copy)
-            cand = _run_ort(cand_copy, feeds)
-            method = "onnxruntime"
+    import onnx
+
+    ref_model = onnx.load(str(ref_path), load_external_data=False)  # the graph order only: no weights
+    ref = _run(ref_path, "onnxruntime", feeds)
+    cand_model = None
+    if backend == "openvino":
+        cand = _run(cand_path, "openvino", feeds)
+        method = "onnxruntime-vs-openvino"
+    else:
+        cand_model = onnx.load(str(cand_path), load_external_data=False)
+        cand = _run(cand_path, "onnxruntime", feeds)
+        method = "onnxruntime"
     order = [(n.name or n.output[0], n.op_type, o) for n in ref_model.graph.node for o in n.output if o]
     loc = _walk(order, ref, cand, threshold)
     loc.method = method
