@@ -39,7 +39,7 @@ PROFILES: dict[str, DeviceClass] = {p.name: p for p in (
 
 
 def guess(cpu: dict, board: str | None, system: str) -> str:
-    """Name of the profile that best fits a host (from `environment.cpu_info()` and `board()`)."""
+    """Name of the profile that best fits a host (from `edgekit.machine.cpu_info()` and `board()`)."""
     b = (board or "").lower()
     if "raspberry pi 5" in b:
         return "rpi5"
@@ -63,7 +63,7 @@ def guess(cpu: dict, board: str | None, system: str) -> str:
 @functools.lru_cache(maxsize=1)
 def detect() -> str:
     """The device class of this machine (read once per process from /proc/cpuinfo and the device tree)."""
-    from edgekit.benchmarks.environment import board, cpu_info
+    from edgekit.machine import board, cpu_info
 
     return guess(cpu_info(), board(), platform.system())
 
