@@ -217,3 +217,100 @@ BUILTIN_OPERATORS: tuple[str, ...] = (
 )
 
 CUSTOM = BUILTIN_OPERATORS.index("CUSTOM")
+
+
+# ------------------------------------------------------------------------------------------ operand table
+# BuiltinOptions union members, indexed by code, without the "Options" suffix (0: NONE).
+BUILTIN_OPTIONS: tuple[str, ...] = tuple("""
+NONE Conv2D DepthwiseConv2D ConcatEmbeddings LSHProjection Pool2D SVDF RNN FullyConnected Softmax Concatenation Add
+L2Norm LocalResponseNormalization LSTM ResizeBilinear Call Reshape SkipGram SpaceToDepth EmbeddingLookupSparse Mul
+Pad Gather BatchToSpaceND SpaceToBatchND Transpose Reducer Sub Div Squeeze SequenceRNN StridedSlice Exp TopKV2 Split
+LogSoftmax Cast Dequantize MaximumMinimum ArgMax Less Neg PadV2 Greater GreaterEqual LessEqual Select Slice
+TransposeConv SparseToDense Tile ExpandDims Equal NotEqual Shape Pow ArgMin FakeQuant Pack LogicalOr OneHot
+LogicalAnd LogicalNot Unpack FloorDiv Square ZerosLike Fill BidirectionalSequenceLSTM BidirectionalSequenceRNN
+UnidirectionalSequenceLSTM FloorMod Range ResizeNearestNeighbor LeakyRelu SquaredDifference MirrorPad Abs SplitV
+Unique ReverseV2 AddN GatherNd Cos Where Rank ReverseSequence MatrixDiag Quantize MatrixSetDiag HardSwish If While
+DepthToSpace NonMaxSuppressionV4 NonMaxSuppressionV5 ScatterNd SelectV2 Densify SegmentSum BatchMatMul Cumsum
+CallOnce BroadcastTo Rfft2d Conv3D Hashtable HashtableFind HashtableImport HashtableSize VarHandle ReadVariable
+AssignVariable Random Bucketize Gelu DynamicUpdateSlice UnsortedSegmentProd UnsortedSegmentMax UnsortedSegmentMin
+UnsortedSegmentSum ATan2 Sign Bitcast BitwiseXor RightShift""".split())
+
+# The operators whose operands the reader checks fully ("OP:Options" names the builtin options the kernel
+# reads; none when absent): name -> (min inputs, max inputs or None, input positions that may be -1 (an
+# omitted optional operand), min outputs, max outputs or None, options code). Every input below "min" is
+# required: LiteRT's kernels dereference it unconditionally, and a -1 there crashed the process
+# (FULLY_CONNECTED weights in allocate_tensors(), a RESHAPE shape of -1), so such files are refused. A file
+# whose every operator is listed here, with operand counts in range and its own options (a SPLIT reading
+# REDUCE_PROD's options crashed), is "vouched for" and loaded in-process; any other file is first run once in
+# a child process (runtimes/_probe.py). List only operators the fuzz suite exercises.
+_ONE_IN = """
+ABS:Abs CAST:Cast CEIL COS:Cos DEPTH_TO_SPACE:DepthToSpace DEQUANTIZE:Dequantize ELU EXP:Exp FLOOR GELU:Gelu
+HARD_SWISH:HardSwish L2_NORMALIZATION:L2Norm LEAKY_RELU:LeakyRelu LOG LOGISTIC LOG_SOFTMAX:LogSoftmax
+LOGICAL_NOT:LogicalNot NEG:Neg QUANTIZE:Quantize RELU RELU6 RELU_N1_TO_1 ROUND RSQRT SHAPE:Shape SIN
+SOFTMAX:Softmax SQRT SQUARE:Square SQUEEZE:Squeeze TANH ZEROS_LIKE:ZerosLike AVERAGE_POOL_2D:Pool2D
+MAX_POOL_2D:Pool2D L2_POOL_2D:Pool2D SPACE_TO_DEPTH:SpaceToDepth"""
+_TWO_IN = """
+ADD:Add SUB:Sub MUL:Mul DIV:Div FLOOR_DIV:FloorDiv FLOOR_MOD:FloorMod POW:Pow MAXIMUM:MaximumMinimum
+MINIMUM:MaximumMinimum SQUARED_DIFFERENCE:SquaredDifference EQUAL:Equal NOT_EQUAL:NotEqual LESS:Less
+LESS_EQUAL:LessEqual GREATER:Greater GREATER_EQUAL:GreaterEqual LOGICAL_AND:LogicalAnd LOGICAL_OR:LogicalOr
+BATCH_MATMUL:BatchMatMul PRELU MEAN:Reducer SUM:Reducer REDUCE_PROD:Reducer REDUCE_MAX:Reducer
+REDUCE_MIN:Reducer REDUCE_ANY:Reducer PAD:Pad MIRROR_PAD:MirrorPad TRANSPOSE:Transpose GATHER:Gather
+GATHER_ND:GatherNd EXPAND_DIMS:ExpandDims TILE:Tile BROADCAST_TO:BroadcastTo ARG_MAX:ArgMax ARG_MIN:ArgMin
+RESIZE_BILINEAR:ResizeBilinear RESIZE_NEAREST_NEIGHBOR:ResizeNearestNeighbor FILL:Fill EMBEDDING_LOOKUP"""
+_THREE_IN = """
+SELECT:Select SELECT_V2:SelectV2 SLICE:Slice PADV2:PadV2 RANGE:Range SPACE_TO_BATCH_ND:SpaceToBatchND
+BATCH_TO_SPACE_ND:BatchToSpaceND"""
+_OTHER = {  # "OP:Options" -> (min inputs, max inputs, optional positions, min outputs, max outputs)
+    "CONV_2D:Conv2D": (2, 3, (2,), 1, 1), "DEPTHWISE_CONV_2D:DepthwiseConv2D": (2, 3, (2,), 1, 1),
+    "CONV_3D:Conv3D": (2, 3, (2,), 1, 1), "FULLY_CONNECTED:FullyConnected": (2, 3, (2,), 1, 1),
+    "TRANSPOSE_CONV:TransposeConv": (3, 4, (3,), 1, 1), "RESHAPE:Reshape": (1, 2, (), 1, 1),
+    "STRIDED_SLICE:StridedSlice": (4, 4, (), 1, 1), "CONCATENATION:Concatenation": (1, None, (), 1, 1),
+    "PACK:Pack": (1, None, (), 1, 1), "TOPK_V2:TopKV2": (2, 2, (), 2, 2),
+}  # not SPLIT, SPLIT_V, UNPACK: their output counts live in options (a SPLIT with num_splits 2 and one output crashed)
+
+
+def _entry(token: str, spec: tuple) -> tuple[str, tuple]:
+    op, _, options = token.partition(":")
+    return op, (*spec, BUILTIN_OPTIONS.index(options) if options else 0)
+
+
+OPERANDS: dict[str, tuple[int, int | None, tuple[int, ...], int, int | None, int]] = dict(
+    [_entry(t, (n, n, (), 1, 1)) for n, group in ((1, _ONE_IN), (2, _TWO_IN), (3, _THREE_IN)) for t in group.split()]
+    + [_entry(t, spec) for t, spec in _OTHER.items()])
+
+# Operators whose omitted optional input (a bias) is still vouched for (float and int8 ran without it): LiteRT
+# 2.3.0 crashed on a DEPTHWISE_CONV_2D without bias and refuses a CONV_2D without one; those get a child run.
+OMIT_VOUCHED = frozenset({"FULLY_CONNECTED", "TRANSPOSE_CONV"})
+
+# Option fields (field id: default) a vouched operator must have >= 1: a MAX_POOL_2D / AVERAGE_POOL_2D with
+# filter_height -2**31 crashed LiteRT 2.3.0; strides and dilations are held to the same rule.
+_POOL = {1: 0, 2: 0, 3: 0, 4: 0}  # Pool2DOptions stride_w, stride_h, filter_width, filter_height
+POSITIVE_OPTIONS: dict[str, dict[int, int]] = {
+    "AVERAGE_POOL_2D": _POOL, "MAX_POOL_2D": _POOL, "L2_POOL_2D": _POOL,
+    "CONV_2D": {1: 0, 2: 0, 4: 1, 5: 1},  # stride_w, stride_h, dilation_w_factor, dilation_h_factor
+    "DEPTHWISE_CONV_2D": {1: 0, 2: 0, 5: 1, 6: 1},
+    "TRANSPOSE_CONV": {1: 0, 2: 0},
+}
+
+
+def operand_check(op: str, inputs, outputs, options: int) -> tuple[str | None, bool]:
+    """(problem, vouched) for one operator (its tensor indices already range-checked by the reader).
+
+    ``problem`` says why the file must be refused, or is None; ``vouched`` is False when the reader does not
+    know this operator or these operand counts, so the runtime must be tried in a child process first.
+    A -1 output is refused for every operator: LiteRT writes through it."""
+    if -1 in outputs:
+        return f"output {list(outputs).index(-1)} is -1: an operator's outputs cannot be omitted", False
+    spec = OPERANDS.get(op)
+    if spec is None:
+        return None, False
+    lo, hi, optional, out_lo, out_hi, own = spec
+    if len(inputs) < lo or -1 in inputs[:lo]:
+        return f"lacks one of its {lo} required inputs: {list(inputs)}", False
+    for i, t in enumerate(inputs[:hi]):  # past "max", the kernel refuses the count itself
+        if t == -1 and i not in optional:
+            return f"input {i} is -1 (omitted), but {op} cannot run without it", False
+    counts_ok = ((hi is None or len(inputs) <= hi) and out_lo <= len(outputs)
+                 and (out_hi is None or len(outputs) <= out_hi))
+    omits = any(i >= len(inputs) or inputs[i] == -1 for i in optional)
+    return None, counts_ok and options in (0, own) and not (omits and op not in OMIT_VOUCHED)

@@ -1,7 +1,9 @@
 """LiteRT (TFLite) backend: ai-edge-litert, else tflite-runtime, else TensorFlow's interpreter.
 
 The flatbuffer is validated in pure Python before the native interpreter sees it, because a corrupt or
-truncated file can crash the interpreter. A LiteRT interpreter is not thread-safe: calls are serialized.
+truncated file can crash the interpreter; a file the validator cannot vouch for is first run in a child process
+(runtimes/_probe.py). LiteRT's own errors, at load or run time, become ModelFileError / BackendError naming the
+failing op. A LiteRT interpreter is not thread-safe: calls are serialized.
 Quantized int8/uint8 inputs and outputs take and return floats (quantized with the tensor's own scale and
 zero point) unless ``raw_quantized_io=True``.
 """
@@ -9,6 +11,7 @@ zero point) unless ``raw_quantized_io=True``.
 from __future__ import annotations
 
 import importlib
+import re
 
 import numpy as np
 
@@ -16,6 +19,35 @@ from edgekit.errors import BackendError, ModelFileError
 from edgekit.formats import Format
 from edgekit.runtimes.base import Runner
 from edgekit.runtimes._tflite_io import precision, quantizers, tensor_specs
+
+_NODE = re.compile(r"Node number (\d+) \(([^)]*)\) failed to (\w+)")
+_NOISE = "Restored original execution plan after delegate application failure."
+CUSTOM_HINT = ("the model uses an operator this LiteRT build does not provide; register the custom op or convert "
+               "without it")
+
+
+def explain(e: BaseException) -> tuple[str, str | None, bool]:
+    """(message, failing op, is-an-unresolved-custom-op) from a LiteRT exception. LiteRT glues its messages
+    together: "tflite/kernels/reshape.cc:92 num_input_elements != ... (4 != 8)Node number 4 (RESHAPE) failed to
+    prepare." becomes ("num_input_elements != ... (4 != 8)", "RESHAPE (node 4)", False)."""
+    text = " ".join(str(e).replace(_NOISE, " ").split())
+    custom = "custom op" in text.lower() or "unresolved" in text.lower()
+    m = _NODE.search(text)
+    op = None
+    if m:
+        name = m.group(2) or "?"
+        op = f"{'the XNNPACK delegate' if 'XNNPack' in name else name} (node {m.group(1)})"
+        text = (text[:m.start()] + " " + text[m.end():].lstrip(". ")).strip()
+    text = re.sub(r"^\S+\.(cc|h)(:\d+)?\s+", "", text).split(". See instructions")[0].strip() or type(e).__name__
+    return text[:300], op, custom
+
+
+def _backend_error(e: BaseException, what: str) -> BackendError:
+    msg, op, custom = explain(e)
+    where = f" in {op}" if op else ""
+    hint = CUSTOM_HINT if custom else ("the model does not fit these inputs, or the file is inconsistent; check it "
+                                       "with `edgekit inspect`, or try another --backend")
+    return BackendError(f"LiteRT failed {what}{where}: {msg}", hint)
 
 
 def _interpreter_class(module: str):
@@ -43,21 +75,23 @@ class LiteRTRunner(Runner):
         except FlatbufferError as e:
             raise ModelFileError(f"{path.name} is not a valid TFLite model: {e}") from e
         from edgekit._quiet import quiet_native
+        from edgekit.runtimes._probe import probe_tflite
 
         module = self.require()
         self.module = module
+        # a file the validator cannot vouch for is run once in a child process first (a crash there is an error)
+        self.probe_ms = probe_tflite(path, self.info, "litert", module)
         try:
             with quiet_native():
                 Interpreter = _interpreter_class(module)
                 it = Interpreter(model_path=str(path), num_threads=self.threads)
                 it.allocate_tensors()
         except (RuntimeError, ValueError) as e:
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            if "custom op" in msg.lower() or "unresolved" in msg.lower():
-                raise BackendError(f"LiteRT cannot run {path.name}: {msg}",
-                                   "the model uses an operator this LiteRT build does not provide; "
-                                   "register the custom op or convert without it") from e
-            raise ModelFileError(f"LiteRT could not load {path.name}: {msg}") from e
+            msg, op, custom = explain(e)
+            where = f" ({op})" if op else ""
+            if custom:
+                raise BackendError(f"LiteRT cannot run {path.name}{where}: {msg}", CUSTOM_HINT) from e
+            raise ModelFileError(f"LiteRT could not load {path.name}{where}: {msg}") from e
         self._it = it
         self.inputs, self.outputs = tensor_specs(self.info)
         index = {d["name"]: d["index"] for d in it.get_input_details() + it.get_output_details()}
@@ -77,7 +111,10 @@ class LiteRTRunner(Runner):
             if q is not None:
                 x = q.quantize(x)
             if x.shape != self._in_shape[idx]:
-                it.resize_tensor_input(idx, x.shape, strict=True)
+                try:
+                    it.resize_tensor_input(idx, x.shape, strict=True)
+                except (RuntimeError, ValueError) as e:
+                    raise _backend_error(e, f"resizing input '{name}' to {list(x.shape)}") from e
                 self._in_shape[idx] = x.shape
                 resized = True
             feeds[name] = x
@@ -85,17 +122,21 @@ class LiteRTRunner(Runner):
             try:
                 it.allocate_tensors()
             except (RuntimeError, ValueError) as e:
-                raise BackendError(f"LiteRT could not resize the model's inputs: {str(e).strip()[:300]}",
+                msg, op, _custom = explain(e)
+                raise BackendError(f"LiteRT could not resize the model's inputs{f' ({op})' if op else ''}: {msg}",
                                    "this model does not support that input shape") from e
-        set_tensor = it.set_tensor
-        for name, x in feeds.items():
-            set_tensor(self._in_index[name], x)
-        it.invoke()
-        get = it.get_tensor
-        out = {}
-        for name, idx, q in self._out:
-            y = get(idx)
-            out[name] = y if q is None else q.dequantize(y)
+        try:
+            set_tensor = it.set_tensor
+            for name, x in feeds.items():
+                set_tensor(self._in_index[name], x)
+            it.invoke()
+            get = it.get_tensor
+            out = {}
+            for name, idx, q in self._out:
+                y = get(idx)
+                out[name] = y if q is None else q.dequantize(y)
+        except (RuntimeError, ValueError) as e:
+            raise _backend_error(e, f"running {self.source.path.name}") from e
         return out
 
     def raw_call(self, feeds):
@@ -119,8 +160,11 @@ class LiteRTRunner(Runner):
         self._it = None
 
     def describe(self) -> dict:
-        return {
+        facts = {
             "parameters": self.info.parameter_count(),
             "ops": self.info.op_histogram(),
             "runtime": self.module,
         }
+        if self.probe_ms is not None:  # the validator could not vouch for every op: a child process ran it first
+            facts["child_probe_ms"] = round(self.probe_ms, 1)
+        return facts

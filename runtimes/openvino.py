@@ -118,6 +118,9 @@ class OpenVINORunner(Runner):
                 tfl = read_tflite(self.source.path.read_bytes())
             except FlatbufferError as e:
                 raise ModelFileError(f"{self.source.path.name} is not a valid TFLite model: {e}") from e
+            from edgekit.runtimes._probe import probe_tflite  # unvouched files run in a child process first
+
+            probe_tflite(self.source.path, tfl, "openvino")
         c = core()
         path = self.source.path
         try:
