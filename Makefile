@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgekit-installed
 
-.PHONY: install demo test clean
+.PHONY: install demo test fuzz clean
 
 install: $(STAMP)
 
@@ -25,6 +25,13 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# atheris harnesses for the TFLite and ONNX readers (fuzz/), FUZZ_TIME seconds each; findings in build/fuzz/findings.
+# atheris is installed here only: `make test` does not need it (its bounded fuzz suite is tests/fuzz).
+FUZZ_TIME ?= 300
+fuzz: install
+	$(BIN)/python -m pip install --quiet "atheris==3.0.0"
+	$(BIN)/python fuzz/run.py --time $(FUZZ_TIME)
 
 clean:
 	rm -rf $(VENV) .venv-runtime .pytest_cache
