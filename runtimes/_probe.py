@@ -11,6 +11,7 @@ A vouched file whose declared tensors are large (``_big_model_bytes``) is probed
 LiteRT allocate 6 GB, and on a small device the out-of-memory killer should end the child, not the caller.
 
 The verdict is cached per (path, size, mtime, sha256, runtime), so repeated loads in one process pay once.
+EDGEKIT_PROBE=0 turns the probe off (the caller then risks a crash); EDGEKIT_PROBE_TIMEOUT sets its time limit.
 A child probe costs one interpreter start-up plus the model's load: 0.15-0.2 s for LiteRT and 0.4-0.6 s for
 OpenVINO here, on a 5 KB and a 15 MB model alike (``last_cost_ms``); a cached verdict costs the sha256 of the file
 (1 ms for 1 MB). The probe runs one invoke on zeros: a kernel whose crash
@@ -27,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from edgekit.errors import EdgekitError, ModelFileError
+from edgekit.errors import BackendError, EdgekitError, ModelFileError
 
 __all__ = ["last_cost_ms", "probe_tflite"]
 
@@ -103,9 +104,11 @@ def _big_model_bytes() -> int:
 
 def _key(path: Path, backend: str, module: str) -> tuple:
     st = path.stat()
-    with open(path, "rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
-    return str(path.resolve()), st.st_size, st.st_mtime_ns, digest, backend, module
+    h = hashlib.sha256()
+    with open(path, "rb") as f:  # hashlib.file_digest is 3.11+
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return str(path.resolve()), st.st_size, st.st_mtime_ns, h.hexdigest(), backend, module
 
 
 def probe_tflite(path, info, backend: str, module: str = "") -> float | None:
@@ -115,7 +118,7 @@ def probe_tflite(path, info, backend: str, module: str = "") -> float | None:
     (0.0 when its verdict was cached). ``backend``: "litert" (``module``: the interpreter's package) or
     "openvino". Raises ModelFileError when the child died, ended without finishing or did not finish in time."""
     big = info.activation_bytes() > _big_model_bytes()
-    if info.vouched and not big:
+    if info.vouched and not big or os.environ.get("EDGEKIT_PROBE", "1") == "0":  # 0: the caller takes the risk
         return None
     path = Path(path)
     key = _key(path, backend, module)
@@ -133,6 +136,9 @@ def probe_tflite(path, info, backend: str, module: str = "") -> float | None:
     try:
         done = subprocess.run([sys.executable, "-c", _CHILD, str(path), backend, module or ""], env=env,
                               stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT_S)
+    except OSError as e:  # no usable sys.executable (an embedded interpreter) or no processes allowed
+        raise BackendError(f"cannot start a child process to check {path.name} before loading it: {e}",
+                           "set EDGEKIT_PROBE=0 to load it in this process anyway, at the risk of a crash") from e
     except subprocess.TimeoutExpired:
         raise ModelFileError(
             f"{path.name}: loading it and running it once with {runtime} did not finish in {TIMEOUT_S:.0f} s "

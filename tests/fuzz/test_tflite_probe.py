@@ -91,6 +91,15 @@ def test_large_declared_tensors_are_probed_even_when_vouched(fuzz_seeds, tmp_pat
     assert probe.child_runs == before + 1 and y["output_0"].shape == (1, 4)
 
 
+def test_probe_can_be_turned_off(custom_file, monkeypatch):
+    """EDGEKIT_PROBE=0: no child; the caller takes the risk (for interpreters that cannot start processes)."""
+    probe = _probe()
+    before = probe.child_runs
+    monkeypatch.setenv("EDGEKIT_PROBE", "0")
+    assert probe.probe_tflite(custom_file, _read(custom_file), "openvino") is None
+    assert probe.child_runs == before
+
+
 def test_inspect_reports_the_probe_cost(custom_file):
     with edgekit.load(custom_file, backend="litert") as m:
         facts = m.describe()
