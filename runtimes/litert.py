@@ -94,6 +94,7 @@ class LiteRTRunner(Runner):
             raise ModelFileError(f"LiteRT could not load {path.name}{where}: {msg}") from e
         self._it = it
         self.inputs, self.outputs = tensor_specs(self.info)
+        self.inputs_ordered = len(self.inputs) < 2  # signature inputs are keyed by name (see _tflite_io)
         index = {d["name"]: d["index"] for d in it.get_input_details() + it.get_output_details()}
         self._in_index = {s.name: index[s.extra["tensor_name"]] for s in self.inputs}
         self._in_shape = {d["index"]: tuple(int(x) for x in d["shape"]) for d in it.get_input_details()}
