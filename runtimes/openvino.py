@@ -125,7 +125,7 @@ class OpenVINORunner(Runner):
         path = self.source.path
         try:
             self.model = c.read_model(str(path))
-        except RuntimeError as e:
+        except (RuntimeError, UnicodeDecodeError) as e:  # a name of invalid UTF-8 cannot decode OpenVINO's message
             raise ModelFileError(f"OpenVINO could not read {path.name}: {_first_line(e)}") from e
         if self.options.get("intermediates"):  # every named op output becomes a model output
             names = [n for op in self.model.get_ordered_ops() if op.get_type_name() not in ("Parameter", "Constant",
