@@ -99,9 +99,6 @@ class OpenVINORunner(Runner):
     requires = (("openvino", "openvino", "openvino"),)
 
     def _load(self) -> None:
-        if self.source.format is Format.SAVEDMODEL:  # a SavedModel is a program: scan its ops before reading it
-            from edgekit.runtimes._savedmodel_scan import check_savedmodel
-            check_savedmodel(self.source.path, self.trust_code)
         precision = self.options.get("inference_precision", "f32")
         if precision not in _PRECISIONS:
             raise InputError(f"unknown OpenVINO inference precision '{precision}'",
