@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import warnings
 
 import numpy as np
 
@@ -81,10 +82,17 @@ class LiteRTRunner(Runner):
         self.module = module
         # a file the validator cannot vouch for is run once in a child process first (a crash there is an error)
         self.probe_ms = probe_tflite(path, self.info, "litert", module)
+        extra = {}
+        if self.options.get("intermediates"):  # keep every tensor; no delegate fuses ops (and hides tensors) away
+            resolver = getattr(importlib.import_module(module + ".interpreter"), "OpResolverType", None) \
+                if module != "tensorflow" else importlib.import_module("tensorflow").lite.experimental.OpResolverType
+            extra = {"experimental_preserve_all_tensors": True,
+                     "experimental_op_resolver_type": resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
         try:
-            with quiet_native():
+            with quiet_native(), warnings.catch_warnings():  # "preserve_all_tensors is for debugging": it is
+                warnings.simplefilter("ignore")
                 Interpreter = _interpreter_class(module)
-                it = Interpreter(model_path=str(path), num_threads=self.threads)
+                it = Interpreter(model_path=str(path), num_threads=self.threads, **extra)
                 it.allocate_tensors()
         except (RuntimeError, ValueError) as e:
             msg, op, custom = explain(e)
@@ -102,6 +110,17 @@ class LiteRTRunner(Runner):
         outq = quantizers(self.outputs, self.raw_quantized_io)
         self._out = [(s.name, index[s.extra["tensor_name"]], outq.get(s.name)) for s in self.outputs]
         self.precision = precision(self.info)
+        # intermediates: every operator's outputs, in operator order ((op type, [tensor names]) for localize)
+        self.op_order: list[tuple[str, list[str]]] = []
+        self._extra: list[tuple[str, int, float, int]] = []
+        if extra:
+            details = {d["index"]: d for d in it.get_tensor_details()}
+            for op in it._get_ops_details():
+                outs = [details[i] for i in op["outputs"] if i >= 0 and i in details]
+                self.op_order.append((op["op_name"], [d["name"] for d in outs]))
+                for d in outs:
+                    scale, zp = d.get("quantization", (0.0, 0))
+                    self._extra.append((d["name"], d["index"], scale, zp))
 
     def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         it = self._it
@@ -136,6 +155,12 @@ class LiteRTRunner(Runner):
             for name, idx, q in self._out:
                 y = get(idx)
                 out[name] = y if q is None else q.dequantize(y)
+            for name, idx, scale, zp in self._extra:
+                try:
+                    y = np.array(get(idx))
+                except ValueError:  # a tensor LiteRT did not keep (e.g. an unused scratch buffer)
+                    continue
+                out.setdefault(name, (y.astype(np.float32) - zp) * scale if y.dtype.kind in "iu" and scale else y)
         except (RuntimeError, ValueError) as e:
             raise _backend_error(e, f"running {self.source.path.name}") from e
         return out

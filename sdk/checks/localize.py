@@ -4,15 +4,16 @@
 tensor kept, matches tensors by NAME, walks the reference's operations in graph order and reports the first one
 whose output's relative error exceeds the threshold, with how the error grows after it.
 
+Every model runs through the normal runner (``edgekit.load(..., intermediates=True)``: the loader option that
+marks every intermediate tensor as an output), so localize opens no runtime session of its own and every file
+passes the same safety checks as anywhere else (TFLite validator and crash probe, ONNX external data, trust).
 Supported pairs (anything else returns ``supported=False`` with a note, never an exception):
 
-- ONNX reference, ONNX candidate: every node output is added as a graph output (typed from shape inference where
-  it knows the type, a bare untyped ValueInfo otherwise: ONNX Runtime accepts that, it rejects elem_type UNDEFINED),
-  both run on ONNX Runtime's CPU provider with graph optimizations off, so no tensor is fused away.
-- ONNX (or OpenVINO IR) candidate on OpenVINO (``candidate_backend="openvino"``): the reference's tensor names that
-  the OpenVINO model also has are added as outputs (``Model.add_outputs``), compiled with
-  ``INFERENCE_PRECISION_HINT=f32`` (OpenVINO would otherwise run in bf16 on CPUs that have it).
-- TFLite reference, TFLite candidate: LiteRT with ``experimental_preserve_all_tensors=True``; each operator's
+- ONNX reference, ONNX candidate: both on ONNX Runtime with every node output added as a graph output and graph
+  optimizations off, so no tensor is fused away; the graph order comes from the reference file.
+- ONNX (or OpenVINO IR) candidate on OpenVINO (``candidate_backend="openvino"``): every named op output added as an
+  output (``Model.add_outputs``), f32 inference precision, each output reachable under all of its tensor names.
+- TFLite reference, TFLite candidate: LiteRT with every tensor preserved and no default delegate; each operator's
   outputs in operator order. TFLite operators have no names, so ``op_name`` is the operator's output tensor name
   and ``op_type`` the builtin name (``FULLY_CONNECTED``). Quantized tensors are dequantized before comparing.
 
@@ -26,7 +27,6 @@ Conv). The note then names the candidate-only operations that feed the departing
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -176,54 +176,24 @@ def _localize_onnx(ref_path: Path, cand_path: Path, feeds: dict, threshold: floa
 
 
 def _run_tflite(path: Path, feeds: dict):
-    """(ops in order as (op_type, [output indices]), tensor name -> float array for every op output)."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    """(ops in order as (op type, [output tensor names]), tensor name -> array for every op output), through the
+    LiteRT runner (its validator and crash probe included) loaded with every tensor kept and no delegate."""
+    from edgekit.model import load
 
-    from edgekit.runtimes._tflite_fb import read_tflite
-    from edgekit.runtimes._tflite_io import public_names
-
-    names_in, _ = public_names(read_tflite(path.read_bytes()))
-    # no default delegate (XNNPACK): delegated ops would hide their intermediate tensors behind one DELEGATE op
-    with warnings.catch_warnings():  # "preserve_all_tensors is for debugging": that is what this is
-        warnings.simplefilter("ignore")
-        it = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    details = it.get_input_details()
-    keys = [names_in.get(d["name"], d["name"]) for d in details]
-    if not all(k in feeds for k in keys) and all(d["name"] in feeds for d in details):
-        keys = [d["name"] for d in details]
-    fed = _match_feeds(keys, [d["dtype"] for d in details], feeds)
-    for d, k in zip(details, keys):
-        if tuple(d["shape"]) != fed[k].shape:
-            it.resize_tensor_input(d["index"], fed[k].shape, strict=False)
-    it.allocate_tensors()
-    for d, k in zip(details, keys):
-        it.set_tensor(d["index"], fed[k])
-    it.invoke()
-    info = {d["index"]: d for d in it.get_tensor_details()}
-    ops = [(op["op_name"], [int(i) for i in op["outputs"] if i >= 0]) for op in it._get_ops_details()
-           if op["op_name"] != "DELEGATE"]
-    tensors = {}
-    for _, outs in ops:
-        for i in outs:
-            d = info.get(i)
-            if d is None:
-                continue
-            try:
-                x = np.array(it.get_tensor(i))
-            except ValueError:
-                continue
-            scale, zp = d.get("quantization", (0.0, 0))
-            if x.dtype.kind in "iu" and scale:
-                x = (x.astype(np.float32) - zp) * scale
-            tensors[d["name"]] = x
-    return ops, info, tensors
+    with load(path, backend="litert", intermediates=True) as m:
+        names = [s.name for s in m.inputs]
+        if not all(n in feeds for n in names) and all(s.extra.get("tensor_name") in feeds for s in m.inputs):
+            feeds = {s.name: feeds[s.extra["tensor_name"]] for s in m.inputs}
+        dtypes = [np.float32 if s.quantized else np.dtype(s.dtype) for s in m.inputs]
+        tensors = m.predict(_match_feeds(names, dtypes, feeds))
+        ops = [(t, outs) for t, outs in m.runner.op_order if t != "DELEGATE"]
+    return ops, tensors
 
 
 def _localize_tflite(ref_path: Path, cand_path: Path, feeds: dict, threshold: float) -> Localization:
-    ops, info, ref = _run_tflite(ref_path, feeds)
-    _, _, cand = _run_tflite(cand_path, feeds)
-    order = [(info[i]["name"], op_type, info[i]["name"]) for op_type, outs in ops for i in outs if i in info]
+    ops, ref = _run_tflite(ref_path, feeds)
+    _, cand = _run_tflite(cand_path, feeds)
+    order = [(name, op_type, name) for op_type, outs in ops for name in outs]
     loc = _walk(order, ref, cand, threshold)
     loc.method = "litert"
     return loc
