@@ -254,3 +254,28 @@ def test_error_statistics_stay_bounded_on_large_data(monkeypatch):
     true_p99 = np.percentile(np.concatenate(diffs), 99)
     assert acc.result()["p99_abs"] == pytest.approx(true_p99, rel=0.1)
     assert acc.result()["max_abs"] == pytest.approx(np.concatenate(diffs).max())  # exact statistics stay exact
+
+
+def test_checks_without_power_are_warnings(tmp_path):
+    """A reference whose output does not depend on its input passes any candidate that outputs the same constant:
+    the report says so (summary and JSON), as it does for too few samples; a real reference on real data does not."""
+    w = numpy_helper.from_array(np.zeros((4, 3), np.float32), "w")
+    b = numpy_helper.from_array(np.full(3, 0.1, np.float32), "b")
+    graph = helper.make_graph([helper.make_node("Gemm", ["x", "w", "b"], ["y"])], "dead",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])], [w, b])
+    dead = tmp_path / "dead.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(dead))
+    x = np.random.default_rng(0).standard_normal((40, 4)).astype(np.float32)
+    rep = validate(dead, [dead], {"x": x})
+    assert rep["candidates"][0]["verdict"] == "pass"  # the comparison itself is exact ...
+    assert any("does not depend on its input" in w for w in rep["warnings"])  # ... and proves nothing
+    assert any("does not depend" in w for w in rep["candidates"][0]["warnings"])
+    few = validate(dead, [dead], {"x": x[:3]})
+    assert any("only 3 samples" in w for w in few["warnings"])
+    data = np.load(DIGITS_DIR / "digits_test.npz")
+    real = validate(DIGITS_DIR / "digits_cnn.keras", [DIGITS_DIR / "digits_cnn.onnx"], {"image": data["image"]})
+    assert real["warnings"] == [] and real["candidates"][0]["warnings"] == []
+    from edgekit.validation_report import to_markdown
+
+    assert "WARNING" in to_markdown(rep) and "WARNING" not in to_markdown(real)
