@@ -26,8 +26,6 @@ SEED = int(os.environ.get("EDGEKIT_FUZZ_SEED", "0"))
 COUNTS = {"trunc": max(1, round(6 * SCALE)), "flip": max(1, round(14 * SCALE)), "struct": max(1, round(28 * SCALE))}
 
 
-
-
 def known_issue(problem: dict) -> str | None:
     """Leaks found by this suite and not yet mended, each with a strict xfail test below (none open now; the
     OpenVINO UnicodeDecodeError on a non-UTF-8 ONNX name it found is fixed and tested below)."""
