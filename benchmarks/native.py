@@ -159,8 +159,8 @@ def _openvino_names(model_path: Path, input_shapes: dict) -> dict:
 
 
 def _tflite_key_to_tensor(model_path: Path) -> dict[str, str]:
-    from edgekit.runtimes._tflite_fb import read_tflite
-    from edgekit.runtimes._tflite_io import public_names
+    from edgekit.formats.tflite_fb import read_tflite
+    from edgekit.formats.tflite_io import public_names
 
     names_in, _ = public_names(read_tflite(model_path.read_bytes()))
     return {key: tensor for tensor, key in names_in.items()}
@@ -251,8 +251,8 @@ _LR_AVG = re.compile(r"^Inference \(avg\):\s+([0-9.]+) ms", re.MULTILINE)
 
 def _litert_check_shapes(model_path: Path, input_shapes: dict) -> str | None:
     """litert-benchmark runs the stored shapes: None when the requested ones are those, else why not."""
-    from edgekit.runtimes._tflite_fb import read_tflite
-    from edgekit.runtimes._tflite_io import public_names
+    from edgekit.formats.tflite_fb import read_tflite
+    from edgekit.formats.tflite_io import public_names
 
     info = read_tflite(model_path.read_bytes())
     if not info.subgraphs:

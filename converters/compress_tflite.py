@@ -36,7 +36,7 @@ class _TFLitePass(CompressionPass):
     @staticmethod
     def inspect(path) -> dict:
         """Bytes of constant data per dtype, and the input/output dtypes of the main subgraph."""
-        from edgekit.runtimes._tflite_fb import read_tflite
+        from edgekit.formats.tflite_fb import read_tflite
 
         data = path if isinstance(path, (bytes, bytearray)) else Path(path).read_bytes()
         info = read_tflite(data)

@@ -59,7 +59,7 @@ class KerasToCoreML(Edge):
                 sm = tmp
             loaded = tf.saved_model.load(sm)
             fn = loaded.signatures.get("serving_default") or next(iter(loaded.signatures.values()))
-            from edgekit.runtimes._tflite_io import natural_key
+            from edgekit.formats.tflite_io import natural_key
 
             given = fn.structured_input_signature[1]
             inputs, notes = [], []

@@ -31,7 +31,7 @@ class KerasToOnnx(Edge):
             if src.format is Format.SAVEDMODEL:
                 loaded = tf.saved_model.load(str(src.path))
                 sig = loaded.signatures.get("serving_default") or next(iter(loaded.signatures.values()))
-                from edgekit.runtimes._tflite_io import natural_key
+                from edgekit.formats.tflite_io import natural_key
 
                 given = sig.structured_input_signature[1]
                 names = sorted(given, key=natural_key)  # signature maps have no order; the backends sort by name

@@ -66,7 +66,7 @@ def _signature_order(saved_model: str) -> list[str]:
     the TFLite converter flattens keyword inputs."""
     import tensorflow as tf
 
-    from edgekit.runtimes._tflite_io import natural_key
+    from edgekit.formats.tflite_io import natural_key
 
     sig = tf.saved_model.load(saved_model).signatures
     fn = sig.get("serving_default") or next(iter(sig.values()))

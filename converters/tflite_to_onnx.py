@@ -21,8 +21,8 @@ class TFLiteToOnnx(Edge):
     priority = 2
 
     def run(self, src: Artifact, options: ConvertOptions, out: Path) -> Artifact:
-        from edgekit.runtimes._tflite_fb import read_tflite
-        from edgekit.runtimes._tflite_io import public_names
+        from edgekit.formats.tflite_fb import read_tflite
+        from edgekit.formats.tflite_io import public_names
 
         _patch_numpy()
         import tf2onnx
@@ -54,7 +54,7 @@ def rename(proto, mapping: dict[str, str]) -> None:
     """Rename graph inputs/outputs (and every reference to them) after ``mapping``."""
     if not mapping:
         return
-    from edgekit.runtimes._tflite_io import natural_key
+    from edgekit.formats.tflite_io import natural_key
 
     g = proto.graph
     for v in list(g.input) + list(g.output):

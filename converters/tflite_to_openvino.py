@@ -21,8 +21,8 @@ class TFLiteToOpenVINO(Edge):
     priority = 2
 
     def run(self, src: Artifact, options: ConvertOptions, out: Path) -> Artifact:
-        from edgekit.runtimes._tflite_fb import read_tflite
-        from edgekit.runtimes._tflite_io import public_names
+        from edgekit.formats.tflite_fb import read_tflite
+        from edgekit.formats.tflite_io import public_names
 
         info = read_tflite(src.path.read_bytes())
         ins, outs = public_names(info)

@@ -1,4 +1,4 @@
-"""atheris harness for the ONNX reader (runtimes/_onnx_scan.py), and ONNX Runtime behind it.
+"""atheris harness for the ONNX reader (sdk/formats/onnx_scan.py), and ONNX Runtime behind it.
 
     make fuzz                                     # both harnesses, FUZZ_TIME seconds each
     .venv/bin/python fuzz/fuzz_onnx.py CORPUS_DIR -max_total_time=300 [libFuzzer flags]
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "fuzz"))
 
 with atheris.instrument_imports():
-    from edgekit.runtimes import _onnx_scan
+    from edgekit.formats import onnx_scan as _onnx_scan
 
 import numpy as np  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""atheris harness for the TFLite reader (runtimes/_tflite_fb.py), and LiteRT behind it.
+"""atheris harness for the TFLite reader (sdk/formats/tflite_fb.py), and LiteRT behind it.
 
     make fuzz                                     # both harnesses, FUZZ_TIME seconds each
     .venv/bin/python fuzz/fuzz_tflite.py CORPUS_DIR -max_total_time=300 [libFuzzer flags]
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests" / "fuzz"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 with atheris.instrument_imports():
-    from edgekit.runtimes import _tflite_fb
+    from edgekit.formats import tflite_fb as _tflite_fb
 
 from edgekit.runtimes._probe import _big_model_bytes  # noqa: E402
 

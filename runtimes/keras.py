@@ -86,8 +86,8 @@ class KerasRunner(Runner):
         self._loaded_sm = loaded  # keep the object alive: the signature holds weak references to it
         self.model = fn
         # a signature's inputs and outputs are keyword maps with no stable order: order them by name, as
-        # TFLite signatures are (see _tflite_io.natural_key)
-        from edgekit.runtimes._tflite_io import natural_key
+        # TFLite signatures are (see edgekit.formats.tflite_io.natural_key)
+        from edgekit.formats.tflite_io import natural_key
 
         in_specs = fn.structured_input_signature[1]
         self.inputs = [TensorSpec(k, dims(v.shape), _tf_dtype(v.dtype))

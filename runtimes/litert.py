@@ -19,7 +19,7 @@ import numpy as np
 from edgekit.errors import BackendError, ModelFileError
 from edgekit.formats import Format
 from edgekit.runtimes.base import Runner
-from edgekit.runtimes._tflite_io import precision, quantizers, tensor_specs
+from edgekit.formats.tflite_io import precision, quantizers, tensor_specs
 
 _NODE = re.compile(r"Node number (\d+) \(([^)]*)\) failed to (\w+)")
 _NOISE = "Restored original execution plan after delegate application failure."
@@ -68,7 +68,7 @@ class LiteRTRunner(Runner):
     thread_safe = False
 
     def _load(self) -> None:
-        from edgekit.runtimes._tflite_fb import FlatbufferError, read_tflite
+        from edgekit.formats.tflite_fb import FlatbufferError, read_tflite
 
         path = self.source.path
         try:

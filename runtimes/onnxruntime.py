@@ -23,7 +23,7 @@ _ORT_TYPES = {
 
 def check_onnx_file(path):
     """Scan an ONNX file and refuse it when it is damaged or its external data leaves its folder."""
-    from edgekit.runtimes._onnx_scan import ExternalDataError, OnnxScanError, check_external_data, scan_onnx
+    from edgekit.formats.onnx_scan import ExternalDataError, OnnxScanError, check_external_data, scan_onnx
 
     try:
         info = scan_onnx(path)

@@ -109,7 +109,7 @@ class OpenVINORunner(Runner):
             check_onnx_file(self.source.path)
         tfl = None
         if self.source.format is Format.TFLITE:
-            from edgekit.runtimes._tflite_fb import FlatbufferError, read_tflite
+            from edgekit.formats.tflite_fb import FlatbufferError, read_tflite
 
             try:
                 tfl = read_tflite(self.source.path.read_bytes())
@@ -151,7 +151,7 @@ class OpenVINORunner(Runner):
         if tfl is not None:
             self._adopt_tflite_io(tfl, ins, outs)
         elif self.source.format is Format.SAVEDMODEL:  # keyword signature: order by name, as the keras backend does
-            from edgekit.runtimes._tflite_io import natural_key
+            from edgekit.formats.tflite_io import natural_key
 
             self.inputs.sort(key=lambda s: natural_key(s.name))
             perm = sorted(range(len(self.outputs)), key=lambda i: natural_key(self.outputs[i].name))
@@ -170,7 +170,7 @@ class OpenVINORunner(Runner):
                               "capability here: it runs in fp32")
             self.precision = "fp32"
         if tfl is not None:
-            from edgekit.runtimes._tflite_io import precision as tflite_precision
+            from edgekit.formats.tflite_io import precision as tflite_precision
 
             stored = tflite_precision(tfl)
         else:
@@ -181,7 +181,7 @@ class OpenVINORunner(Runner):
 
     def _adopt_tflite_io(self, info, ins, outs) -> None:
         """Give a .tflite run by OpenVINO the same names, order and float I/O as under LiteRT."""
-        from edgekit.runtimes._tflite_io import quantizers, tensor_specs
+        from edgekit.formats.tflite_io import quantizers, tensor_specs
 
         t_in, t_out = tensor_specs(info)
 

@@ -11,8 +11,8 @@ imported to detect a format).
   PyTorch pickle, TorchScript, a .pt2 program): trust is given to a file by its content, and a ``.keras`` that is
   really a pickle would otherwise be unpickled under a trust meant for something else.
 
-ONNX external data is checked in ``edgekit.runtimes._onnx_scan.check_external_data`` and SavedModel ops in
-``edgekit.runtimes._savedmodel_scan`` (both at load time); see docs/TRUST.md.
+ONNX external data is checked in ``edgekit.formats.onnx_scan.check_external_data`` and SavedModel ops in
+``edgekit.formats.savedmodel_scan`` (both at load time); see docs/TRUST.md.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def needs_trust(source) -> str | None:
         return _WHY[source.format.value]
     if source.format is Format.SAVEDMODEL:
         from edgekit.errors import EdgekitError
-        from edgekit.runtimes._savedmodel_scan import scan_savedmodel
+        from edgekit.formats.savedmodel_scan import scan_savedmodel
 
         try:
             findings = scan_savedmodel(source.path).findings
@@ -160,6 +160,6 @@ def require_trust(source, trust_code: bool, action: str = "load") -> None:
     if why is not None and not trust_code:
         raise TrustRequiredError(f"refusing to {action} {source.path.name} without trust: {why}")
     if source.format is Format.SAVEDMODEL:
-        from edgekit.runtimes._savedmodel_scan import check_savedmodel
+        from edgekit.formats.savedmodel_scan import check_savedmodel
 
         check_savedmodel(source.path, trust_code)

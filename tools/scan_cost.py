@@ -25,8 +25,8 @@ def _median_ms(fn, runs: int) -> float:
 
 def main() -> None:
     import edgekit
-    from edgekit.runtimes._onnx_scan import scan_onnx
-    from edgekit.runtimes._tflite_fb import read_tflite
+    from edgekit.formats.onnx_scan import scan_onnx
+    from edgekit.formats.tflite_fb import read_tflite
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("models", nargs="+", type=Path)

@@ -69,7 +69,7 @@ def model_files(path) -> list[Path]:
     files = [p, src.path, *src.files]
     if src.format is Format.ONNX:
         try:
-            from edgekit.runtimes._onnx_scan import scan_onnx
+            from edgekit.formats.onnx_scan import scan_onnx
 
             files += [(src.path.parent / loc) for _t, loc in scan_onnx(src.path).external_data]
         except Exception:  # a damaged file: loading it will say so; here it only protects files from overwriting

@@ -32,7 +32,7 @@ def test_crafted_file_kills_bare_litert(crashers, name):
 
 @pytest.mark.parametrize("name", REFUSED)
 def test_reader_refuses_known_crash_patterns(crashers, name):
-    from edgekit.runtimes._tflite_fb import FlatbufferError, read_tflite
+    from edgekit.formats.tflite_fb import FlatbufferError, read_tflite
 
     with pytest.raises(FlatbufferError, match=re.escape(CRASHERS[name][2])):
         read_tflite(crashers[name].read_bytes())
@@ -40,7 +40,7 @@ def test_reader_refuses_known_crash_patterns(crashers, name):
 
 @pytest.mark.parametrize("name", PROBED)
 def test_reader_does_not_vouch_for_the_others(crashers, name):
-    from edgekit.runtimes._tflite_fb import read_tflite
+    from edgekit.formats.tflite_fb import read_tflite
 
     info = read_tflite(crashers[name].read_bytes())
     assert not info.vouched and any(g.unchecked for g in info.subgraphs)
@@ -48,7 +48,7 @@ def test_reader_does_not_vouch_for_the_others(crashers, name):
 
 def test_converter_files_are_vouched_for(fuzz_seeds):
     """The seeds come straight from TensorFlow's converter: loaded in-process, without a child probe."""
-    from edgekit.runtimes._tflite_fb import read_tflite
+    from edgekit.formats.tflite_fb import read_tflite
 
     for kind in ("tflite_float", "tflite_float2", "tflite_int8"):
         info = read_tflite(fuzz_seeds[kind].read_bytes())

@@ -23,7 +23,7 @@ def _probe():
 
 
 def _read(path):
-    from edgekit.runtimes._tflite_fb import read_tflite
+    from edgekit.formats.tflite_fb import read_tflite
 
     return read_tflite(path.read_bytes())
 

@@ -31,7 +31,7 @@ def edit(data: bytes, fn) -> bytes:
 
 
 def _op(m, name: str, nth: int = 0):
-    from edgekit.runtimes._tflite_ops import BUILTIN_OPERATORS
+    from edgekit.formats.tflite_ops import BUILTIN_OPERATORS
 
     ops = [op for op in m.subgraphs[0].operators
            if BUILTIN_OPERATORS[m.operatorCodes[op.opcodeIndex].builtinCode] == name]
@@ -63,7 +63,7 @@ def _constant_graph_input(m, S):  # the issue's "constant tensor used as a subgr
 
 
 def _split_without_options(m, S):  # SPLIT reads num_splits from options it does not have
-    from edgekit.runtimes._tflite_ops import BUILTIN_OPERATORS
+    from edgekit.formats.tflite_ops import BUILTIN_OPERATORS
 
     oc = S.OperatorCodeT()
     oc.builtinCode = oc.deprecatedBuiltinCode = BUILTIN_OPERATORS.index("SPLIT")
@@ -145,7 +145,7 @@ def big_declared_output(m, S):
 
 def custom_op(m, S):
     """Not a crasher: SOFTMAX replaced by a custom op LiteRT does not know (an error at invoke time)."""
-    from edgekit.runtimes._tflite_ops import BUILTIN_OPERATORS
+    from edgekit.formats.tflite_ops import BUILTIN_OPERATORS
 
     op = _op(m, "SOFTMAX")
     oc = m.operatorCodes[op.opcodeIndex]

@@ -281,4 +281,4 @@ def test_trust_is_checked_in_one_place_for_runners_and_edges(tmp_path):
                         getattr(node.exc.func, "id", "") == "TrustRequiredError":
                     raising.add(str(f.relative_to(root)))
     # the one check, the SavedModel scanner it calls, and Keras safe mode (a Lambda layer is refused, trust or not)
-    assert raising == {"sdk/trust.py", "runtimes/_savedmodel_scan.py", "runtimes/keras.py"}, raising
+    assert raising == {"sdk/trust.py", "sdk/formats/savedmodel_scan.py", "runtimes/keras.py"}, raising

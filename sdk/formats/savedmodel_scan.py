@@ -14,7 +14,7 @@ only: save ops in what only the save tensor reaches, restore ops in what only th
 (a signature, an initializer, a function the object graph names) they are refused like any file op.
 
 Field numbers follow tensorflow/core/protobuf (saved_model, meta_graph, saver, saved_object_graph) and
-tensorflow/core/framework (graph, function, node_def, attr_value, op_def); tests/test_savedmodel_scan.py checks the
+tensorflow/core/framework (graph, function, node_def, attr_value, op_def); tests/sdk/formats/test_savedmodel_scan.py checks the
 reader against TensorFlow's own parse.
 """
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekit.errors import ModelFileError, TrustRequiredError
-from edgekit.runtimes._onnx_scan import OnnxScanError, _fields, _Truncated
+from edgekit.formats.onnx_scan import OnnxScanError, _fields, _Truncated
 
 __all__ = ["Finding", "SavedModelScan", "scan_savedmodel", "check_savedmodel", "denied"]
 

@@ -8,8 +8,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import trust
-from .errors import ModelFileError, UnsupportedFormatError
+from .. import trust
+from ..errors import ModelFileError, UnsupportedFormatError
 
 
 class Format(str, enum.Enum):
@@ -56,7 +56,7 @@ def _all_files(folder: Path) -> list[Path]:
 
 def _detect_dir(p: Path) -> ModelSource:
     if (p / "saved_model.pb").is_file() or (p / "saved_model.pbtxt").is_file():
-        trust.check_links(p, "SavedModel")  # its graph ops are scanned at load (runtimes/_savedmodel_scan.py)
+        trust.check_links(p, "SavedModel")  # its graph ops are scanned at load (sdk/formats/savedmodel_scan.py)
         return ModelSource(p, Format.SAVEDMODEL, _all_files(p))
     if (p / "Manifest.json").is_file() and (p / "Data").is_dir():
         trust.check_mlpackage(p)
@@ -135,8 +135,8 @@ def detect(path: str | os.PathLike) -> ModelSource:
     if not head:
         raise ModelFileError(f"{p.name} is empty (0 bytes)")
 
-    from edgekit.runtimes._onnx_scan import looks_like_onnx
-    from edgekit.runtimes._tflite_fb import is_tflite
+    from edgekit.formats.onnx_scan import looks_like_onnx
+    from edgekit.formats.tflite_fb import is_tflite
 
     if is_tflite(head):
         return ModelSource(p, Format.TFLITE, [p])

@@ -1,4 +1,4 @@
-"""Tests for the stdlib-only TFLite flatbuffer reader (edgekit.runtimes._tflite_fb).
+"""Tests for the stdlib-only TFLite flatbuffer reader (edgekit.formats.tflite_fb).
 
 Real models are built here with TensorFlow and checked field by field against what the LiteRT interpreter
 itself reports; corrupt files (truncated, mutated, forged, amplified) must raise FlatbufferError and
@@ -7,13 +7,10 @@ nothing else, quickly. Tests that need TensorFlow / ai-edge-litert skip when tho
 
 from __future__ import annotations
 
-import importlib
 import mmap
 import os
 import random
 import struct
-import sys
-import types
 from collections import Counter
 from pathlib import Path
 
@@ -21,24 +18,10 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_module():
-    try:
-        from edgekit.runtimes import _tflite_fb
+from edgekit.formats import tflite_fb as fb  # noqa: E402
 
-        return _tflite_fb
-    except ImportError:  # edgekit not installed: load runtimes/ from the checkout as a bare package
-        name = "_edgekit_runtimes_checkout"
-        if name not in sys.modules:
-            pkg = types.ModuleType(name)
-            pkg.__path__ = [str(ROOT / "runtimes")]
-            sys.modules[name] = pkg
-        return importlib.import_module(f"{name}._tflite_fb")
-
-
-fb = _load_module()
 FlatbufferError = fb.FlatbufferError
 SAFETY_NET = "malformed flatbuffer:"  # the reader's catch-all; explicit checks must fire before it
 

@@ -22,19 +22,19 @@ SECRET = "not-for-models-12345"  # 20 bytes
 
 
 def check_savedmodel(*a, **k):
-    from edgekit.runtimes._savedmodel_scan import check_savedmodel
+    from edgekit.formats.savedmodel_scan import check_savedmodel
 
     return check_savedmodel(*a, **k)
 
 
 def scan_savedmodel(*a, **k):
-    from edgekit.runtimes._savedmodel_scan import scan_savedmodel
+    from edgekit.formats.savedmodel_scan import scan_savedmodel
 
     return scan_savedmodel(*a, **k)
 
 
 def denied(*a, **k):
-    from edgekit.runtimes._savedmodel_scan import denied
+    from edgekit.formats.savedmodel_scan import denied
 
     return denied(*a, **k)
 

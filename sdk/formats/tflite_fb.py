@@ -7,7 +7,7 @@ the op histogram, parameter count and tensor signature without importing any run
 Beyond structure it refuses the graphs that crashed LiteRT 2.3.0 natively (a -1 where a kernel needs a tensor,
 a -1 operator output, an operator writing a constant, a subgraph input or another operator's output, reading a
 later operator's output, a constant subgraph input) and checks the operands of the operators it knows
-(``_tflite_ops.OPERANDS``). A file with any other operator is not "vouched for" (``TFLiteInfo.vouched``) and is
+(``tflite_ops.OPERANDS``). A file with any other operator is not "vouched for" (``TFLiteInfo.vouched``) and is
 run once in a child process before it is loaded in-process (runtimes/_probe.py).
 
 Every offset, vtable, vector length, string and table field is bounds-checked before it is read, and every
@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from ._tflite_ops import BUILTIN_OPERATORS, CUSTOM, POSITIVE_OPTIONS, operand_check
+from .tflite_ops import BUILTIN_OPERATORS, CUSTOM, POSITIVE_OPTIONS, operand_check
 
 __all__ = ["FlatbufferError", "TFLiteInfo", "TFLiteSubgraph", "TFLiteTensor", "is_tflite", "read_tflite"]
 
@@ -88,7 +88,7 @@ class TFLiteInfo:
 
     @property
     def vouched(self) -> bool:
-        """True when the reader checked every operator's operands (see ``_tflite_ops.OPERANDS``)."""
+        """True when the reader checked every operator's operands (see ``tflite_ops.OPERANDS``)."""
         return not any(g.unchecked for g in self.subgraphs)
 
     def activation_bytes(self) -> int:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import random
 import shutil
-import sys
 import tracemalloc
 import zipfile
 from collections import Counter
@@ -19,14 +17,7 @@ import pytest
 import onnx
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-try:
-    from edgekit.runtimes import _onnx_scan as scan
-except ImportError:  # edgekit not installed: load the module from the source tree (it is stdlib-only)
-    _src = Path(__file__).resolve().parents[2] / "runtimes" / "_onnx_scan.py"
-    _spec = importlib.util.spec_from_file_location("_edgekit_onnx_scan", _src)
-    scan = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = scan
-    _spec.loader.exec_module(scan)
+from edgekit.formats import onnx_scan as scan  # noqa: E402
 
 
 # ---------------------------------------------------------------- reference view through the onnx package
