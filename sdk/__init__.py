@@ -32,7 +32,9 @@ from .diagnosis import DoctorReport, doctor
 from .formats import Format, ModelSource, detect
 from .inspection import InspectReport, inspect
 from .model import Model, load
+from .precision import Precision
 from .types import TensorSpec
+from .validation import ValidateReport
 
 __version__ = "0.1.0"
 
@@ -41,8 +43,8 @@ def validate(reference, candidates, data, *, labels=None, task: str | None = Non
              atol: float | None = None, rtol: float | None = None, output_tolerances: dict | None = None,
              localize: bool = False, batch_size: int = 64, preprocess=None, trust_code: bool = False,
              progress=None):
-    """Check converted models against their reference on real data; returns the report `edgekit validate --json`
-    writes (see `edgekit.validation.validate` for each option)."""
+    """Check converted models against their reference on real data; returns a ValidateReport (the report
+    `edgekit validate --json` writes, with attributes and to_dict(); see `edgekit.validation.validate`)."""
     from edgekit.validation import validate as _validate
 
     return _validate(reference, candidates, data, labels=labels, task=task, device_class=device_class, atol=atol,
@@ -61,6 +63,7 @@ def explain_routes(source_path: str | os.PathLike, targets: str | Sequence[str])
 __all__ = [
     "BackendError", "BenchReport", "ConversionError", "ConvertReport", "DemoReport", "DoctorReport", "EdgekitError",
     "Format", "InputError", "InspectReport", "MissingDependencyError", "Model", "ModelFileError", "ModelSource",
-    "ParityError", "PlatformError", "TensorSpec", "TrustRequiredError", "UnsupportedFormatError", "benchmark",
+    "ParityError", "PlatformError", "Precision", "TensorSpec", "TrustRequiredError", "UnsupportedFormatError",
+    "ValidateReport", "benchmark",
     "convert", "demo", "detect", "doctor", "explain_routes", "inspect", "load", "validate", "__version__",
 ]

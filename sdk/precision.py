@@ -7,12 +7,27 @@ judged with fp16 tolerances. Unknown words are errors, never a silent fp32.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 
 from .errors import InputError
 
+
+class Precision(str, enum.Enum):
+    """The precisions a model's numbers can carry; a str enum, so ``Precision.FP16 == "fp16"``."""
+
+    INT4 = "int4"
+    INT8 = "int8"
+    FP16 = "fp16"
+    BF16 = "bf16"
+    FP32 = "fp32"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 # lowest first; "int8-dynamic" is a conversion choice whose weights are int8
-ORDER = ("int4", "int8", "fp16", "bf16", "fp32")
+ORDER = tuple(p.value for p in Precision)
 
 # element types (numpy names, OpenVINO type names) -> precision of weights stored in them
 _WEIGHT_TYPES = {
@@ -29,7 +44,7 @@ def normalize(word: str) -> str:
     w = {"f32": "fp32", "float32": "fp32", "f16": "fp16", "float16": "fp16", "int8-dynamic": "int8"}.get(w, w)
     if w not in ORDER:
         raise InputError(f"unknown precision '{word}'", f"choose one of: {', '.join(reversed(ORDER))}")
-    return w
+    return Precision(w).value
 
 
 def lowest(*words: str | None) -> str:

@@ -16,6 +16,38 @@ import numpy as np
 from .errors import EdgekitError, InputError, PlatformError
 
 from .checks.verdict import TASKS, guess_task as _guess_task, pair_outputs as _pair  # noqa: F401 (re-exported)
+class ValidateReport(dict):
+    """What `edgekit.validate` returns: the report `edgekit validate --json` writes, with typed access.
+
+    A dict (its JSON schema is the contract; ``report["candidates"]`` keeps working) with attributes for what a
+    program asks most: ``candidates``, ``warnings``, ``verdicts`` ({model path: pass/fail/unverified}),
+    ``passed``, and ``to_dict()`` for JSON."""
+
+    @property
+    def candidates(self) -> list[dict]:
+        return self["candidates"]
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.get("warnings", [])
+
+    @property
+    def samples(self) -> int:
+        return self["data"]["samples"]
+
+    @property
+    def verdicts(self) -> dict[str, str]:
+        return {c["model"]: c["verdict"] for c in self["candidates"]}
+
+    @property
+    def passed(self) -> bool:
+        """True when no candidate failed or could not run (unverified does not fail)."""
+        return all(c["verdict"] in ("pass", "unverified") for c in self["candidates"])
+
+    def to_dict(self) -> dict:
+        return dict(self)
+
+
 @dataclass
 class _Cand:
     path: str
@@ -30,8 +62,9 @@ class _Cand:
 def validate(reference, candidates, data, *, labels=None, task: str | None = None, device_class: str | None = None,
              atol: float | None = None, rtol: float | None = None, output_tolerances: dict | None = None,
              localize: bool = False, batch_size: int = 64, preprocess=None, trust_code: bool = False,
-             progress=None) -> dict:
-    """Validate ``candidates`` against ``reference`` on ``data``; returns the report dict (see `edgekit validate`)."""
+             progress=None) -> "ValidateReport":
+    """Validate ``candidates`` against ``reference`` on ``data``; returns a ValidateReport (the JSON `edgekit
+    validate` writes, with typed access)."""
     from edgekit.batching import align_inputs, predict_samples
     from edgekit.checks import metrics as M
     from edgekit.checks.stream import ErrorAccumulator
@@ -105,8 +138,8 @@ def validate(reference, candidates, data, *, labels=None, task: str | None = Non
     if seen > 1:  # with one sample, the too-few warning already says the check is weak
         warnings += [constant_warning(k, f"the same on all {seen} samples", "validation")
                      for k, varies in ref_varies.items() if not varies]
-    report = {"reference": str(reference), "data": {"path": ds.path, "samples": seen}, "task": task,
-              "device_class": device_class, "warnings": warnings, "candidates": []}
+    report = ValidateReport({"reference": str(reference), "data": {"path": ds.path, "samples": seen}, "task": task,
+                             "device_class": device_class, "warnings": warnings, "candidates": []})
     for cand in cands:
         report["candidates"].append(_judge(cand, y_ref, lab, task, device_class, atol, rtol, output_tolerances, M,
                                            profile))

@@ -454,3 +454,27 @@ def build_scripted(out: Path) -> Path:
     with np.load(DIGITS_DIR / "digits_test.npz") as z:
         np.savez(out / "data.npz", input=z["image"][:40])
     return out
+
+
+# ---------------------------------------------------------------------------------------------- planted faults
+def sabotage_onnx_to_openvino(monkeypatch, factor: float) -> None:
+    """Make the onnx_to_openvino edge silently scale the first output by ``factor`` (a converter that writes a
+    wrong model and exits 0): the parity gate must catch it."""
+    from edgekit.converters import base, planner
+    from edgekit.formats import Format
+
+    planner.load_edges()
+    edge = base.REGISTRY["onnx_to_openvino"]
+
+    def sabotage(self, src, options, out):
+        import openvino as ov
+
+        m = ov.convert_model(str(src.path))
+        result = m.outputs[0].get_node()
+        scaled = ov.opset13.multiply(result.input_value(0), ov.opset13.constant(np.float32(factor)))
+        result.input(0).replace_source_output(scaled.output(0))
+        path = out / f"{src.path.stem}.xml"
+        ov.save_model(m, str(path), compress_to_fp16=False)
+        return base.Artifact(path, Format.OPENVINO_IR)
+
+    monkeypatch.setattr(type(edge), "run", sabotage)

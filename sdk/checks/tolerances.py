@@ -22,17 +22,18 @@ x86 reference (Arm NEON FMA ordering, Apple's fp16 Neural Engine): starting poin
 
 from __future__ import annotations
 
-from edgekit.precision import normalize
+from edgekit.precision import Precision, normalize
 
+# keyed by Precision (a str enum: PROFILES["fp16"] works too)
 PROFILES: dict[str, dict[str, float | None]] = {
-    "fp32": {"max_abs_rel": 1e-3, "cosine": 0.9999, "agreement": 0.99, "accuracy_drop": 0.005},
-    "fp16": {"max_abs_rel": 1e-2, "cosine": 0.999, "agreement": 0.99, "accuracy_drop": 0.01},
-    "bf16": {"max_abs_rel": 3e-2, "cosine": 0.995, "agreement": 0.98, "accuracy_drop": 0.01},
-    "int8": {"max_abs_rel": None, "cosine": 0.99, "agreement": 0.98, "accuracy_drop": 0.01},
-    "int4": {"max_abs_rel": None, "cosine": 0.99, "agreement": 0.98, "accuracy_drop": 0.01},
+    Precision.FP32: {"max_abs_rel": 1e-3, "cosine": 0.9999, "agreement": 0.99, "accuracy_drop": 0.005},
+    Precision.FP16: {"max_abs_rel": 1e-2, "cosine": 0.999, "agreement": 0.99, "accuracy_drop": 0.01},
+    Precision.BF16: {"max_abs_rel": 3e-2, "cosine": 0.995, "agreement": 0.98, "accuracy_drop": 0.01},
+    Precision.INT8: {"max_abs_rel": None, "cosine": 0.99, "agreement": 0.98, "accuracy_drop": 0.01},
+    Precision.INT4: {"max_abs_rel": None, "cosine": 0.99, "agreement": 0.98, "accuracy_drop": 0.01},
 }
 # int8/int4: the cosine applies to outputs that are not class scores (class scores are judged on agreement)
-TASK_LEVEL = frozenset({"int8", "int4"})
+TASK_LEVEL = frozenset({Precision.INT8, Precision.INT4})
 
 DEVICE_FACTOR: dict[str, float] = {
     "x86-avx2": 1.0, "x86-avx512": 1.0, "x86-generic": 1.0, "rpi4": 2.0, "rpi5": 2.0, "arm64-generic": 2.0,

@@ -13,9 +13,7 @@ import pytest
 
 import edgekit
 from edgekit.conversion import convert
-from edgekit.converters import base, planner
 from edgekit.errors import InputError
-from edgekit.formats import Format
 
 
 def sha(path) -> str:
@@ -228,21 +226,9 @@ def test_tools_write_nothing_in_the_current_directory(mlp_onnx, tmp_path, monkey
 
 
 def test_a_failed_target_leaves_no_file_to_ship(cases, tmp_path, monkeypatch):
-    planner.load_edges()
-    edge = base.REGISTRY["onnx_to_openvino"]
+    from model_factory import sabotage_onnx_to_openvino
 
-    def sabotage(self, src, options, out):
-        import openvino as ov
-
-        m = ov.convert_model(str(src.path))
-        result = m.outputs[0].get_node()
-        scaled = ov.opset13.multiply(result.input_value(0), ov.opset13.constant(np.float32(1.5)))
-        result.input(0).replace_source_output(scaled.output(0))
-        p = out / "cnn.xml"
-        ov.save_model(m, str(p), compress_to_fp16=False)
-        return base.Artifact(p, Format.OPENVINO_IR)
-
-    monkeypatch.setattr(type(edge), "run", sabotage)
+    sabotage_onnx_to_openvino(monkeypatch, 1.5)
     rep = convert(cases["cnn"].files["onnx"], ["openvino", "onnx"], output_dir=tmp_path / "o")
     assert rep["openvino"].status == "fail" and rep["openvino"].path is None
     assert not (tmp_path / "o" / "cnn.xml").exists() and not (tmp_path / "o" / "cnn.bin").exists()

@@ -101,21 +101,9 @@ def test_manifest_schema_and_hash(cases, tmp_path):
 
 def test_planted_fault_fails_the_gate(cases, tmp_path, monkeypatch):
     """A converter that silently writes a wrong model is caught: status failed, the file is not reported ok."""
-    planner.load_edges()
-    edge = base.REGISTRY["onnx_to_openvino"]
+    from model_factory import sabotage_onnx_to_openvino
 
-    def sabotage(self, src, options, out):
-        import openvino as ov
-
-        m = ov.convert_model(str(src.path))
-        result = m.outputs[0].get_node()
-        scaled = ov.opset13.multiply(result.input_value(0), ov.opset13.constant(np.float32(1.01)))
-        result.input(0).replace_source_output(scaled.output(0))
-        path = out / "cnn.xml"
-        ov.save_model(m, str(path), compress_to_fp16=False)
-        return base.Artifact(path, Format.OPENVINO_IR)
-
-    monkeypatch.setattr(type(edge), "run", sabotage)
+    sabotage_onnx_to_openvino(monkeypatch, 1.01)
     rep = convert(cases["cnn"].files["onnx"], ["openvino"], output_dir=tmp_path)
     assert rep["openvino"].status == "fail" and "parity outside the fp32 profile" in rep["openvino"].error
 

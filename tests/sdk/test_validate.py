@@ -10,6 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
+import edgekit
 from edgekit.cli.main import app
 from edgekit.examples import DIGITS_DIR
 from edgekit.checks.stream import ErrorAccumulator
@@ -271,6 +272,8 @@ def test_checks_without_power_are_warnings(tmp_path):
     assert rep["candidates"][0]["verdict"] == "pass"  # the comparison itself is exact ...
     assert any("does not depend on its input" in w for w in rep["warnings"])  # ... and proves nothing
     assert any("does not depend" in w for w in rep["candidates"][0]["warnings"])
+    assert isinstance(rep, edgekit.ValidateReport) and rep.passed and rep.verdicts == {str(dead): "pass"}
+    assert rep.warnings == rep.to_dict()["warnings"] and rep.samples == 40 and json.loads(json.dumps(rep)) == rep
     few = validate(dead, [dead], {"x": x[:3]})
     assert any("only 3 samples" in w for w in few["warnings"])
     data = np.load(DIGITS_DIR / "digits_test.npz")
