@@ -51,9 +51,9 @@ def torch_program(src: Artifact, options: ConvertOptions):
     if src.format is not Format.TORCH_EXPORT:
         raise ModelFileError(f"{src.path.name} is {src.format.value}; this route needs a torch.export program (.pt2)",
                              "export the model with torch.export.save(torch.export.export(model, args), 'model.pt2')")
-    import torch  # trust was required by Edge.convert (edgekit.trust.require_trust) before any edge runs
+    from edgekit.runtimes.torch import load_torch  # the one PyTorch loader; Edge.convert required trust
 
-    src.obj = torch.export.load(str(src.path))
+    src.obj = load_torch(src.path, Format.TORCH_EXPORT)[1]
     return src.obj
 
 

@@ -15,20 +15,11 @@ from .base import Artifact, ConvertOptions, Edge, fail, register
 
 
 def load_module(src: Artifact, options: ConvertOptions):
-    import torch  # trust was required by Edge.convert (edgekit.trust.require_trust) before any edge runs
+    """The module of a TorchScript or pickled file, through the runtimes' one PyTorch loader (trust was required
+    by Edge.convert before any edge runs)."""
+    from edgekit.runtimes.torch import load_torch
 
-    if src.format is Format.TORCHSCRIPT:
-        return torch.jit.load(str(src.path), map_location="cpu").eval()
-    try:
-        obj = torch.load(str(src.path), map_location="cpu", weights_only=False)
-    except ImportError as e:
-        raise InputError(f"{src.path.name} needs the Python module '{e.name}' to unpickle, and it is not importable",
-                         "make the module that defines the model importable, or save a .pt2 with torch.export.save") \
-            from e
-    if not isinstance(obj, torch.nn.Module):
-        raise InputError(f"{src.path.name} holds {type(obj).__name__}, not a model",
-                         "save the model itself, or torch.export.save(...) a .pt2")
-    return obj.eval()
+    return load_torch(src.path, src.format)[0]
 
 
 def example_tensors(options: ConvertOptions, what: str):

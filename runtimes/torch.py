@@ -25,6 +25,37 @@ def _flatten(y) -> list:
     return [y]
 
 
+def load_torch(path, fmt: Format):
+    """The one PyTorch loader, shared by this runner and the converter edges: (module in eval mode, the
+    ExportedProgram for a .pt2 else None). The caller has required trust (edgekit.trust.require_trust): every
+    format here runs code when loaded. Failures are ModelFileError with the cause and a fix."""
+    import torch
+
+    try:
+        if fmt is Format.TORCH_EXPORT:
+            ep = torch.export.load(str(path))
+            return ep.module(), ep
+        if fmt is Format.TORCHSCRIPT:
+            return torch.jit.load(str(path), map_location="cpu").eval(), None
+        obj = torch.load(str(path), map_location="cpu", weights_only=False)
+    except ImportError as e:  # the pickle names a class whose module is not importable here
+        raise ModelFileError(
+            f"{path.name} needs the Python module '{getattr(e, 'name', None) or e}' to unpickle, and it is not "
+            "importable here",
+            "make the module that defines the model importable, or save it with torch.export.save (.pt2) "
+            "which needs no model code",
+        ) from e
+    except (RuntimeError, EOFError, ValueError, OSError, KeyError, AttributeError, TypeError,
+            pickle.UnpicklingError) as e:
+        raise ModelFileError(f"PyTorch could not load {path.name}: {first_line(e)}") from e
+    if not isinstance(obj, torch.nn.Module):
+        raise ModelFileError(
+            f"{path.name} holds {type(obj).__name__} (weights only), not a model",
+            "save the model with torch.export.save(torch.export.export(model, args), 'model.pt2')",
+        )
+    return obj.eval(), None
+
+
 class TorchRunner(Runner):
     name = "torch"
     formats = (Format.TORCH_EXPORT, Format.TORCHSCRIPT, Format.TORCH_PICKLE)
@@ -36,36 +67,15 @@ class TorchRunner(Runner):
 
         if self.threads:
             torch.set_num_threads(int(self.threads))
-        try:
-            if fmt is Format.TORCH_EXPORT:
-                ep = torch.export.load(str(path))
-                self.module = ep.module()
-                self._from_exported(ep)
-            elif fmt is Format.TORCHSCRIPT:
-                self.module = torch.jit.load(str(path), map_location="cpu").eval()
-                self._from_signature(self.module.forward.schema.arguments[1:])
-            else:
-                obj = torch.load(str(path), map_location="cpu", weights_only=False)
-                if not isinstance(obj, torch.nn.Module):
-                    raise ModelFileError(
-                        f"{path.name} holds {type(obj).__name__} (weights only), not a model",
-                        "save the model with torch.export.save(torch.export.export(model, args), 'model.pt2')",
-                    )
-                self.module = obj.eval()
-                import inspect
+        self.module, ep = load_torch(path, fmt)
+        if ep is not None:
+            self._from_exported(ep)
+        elif fmt is Format.TORCHSCRIPT:
+            self._from_signature(self.module.forward.schema.arguments[1:])
+        else:
+            import inspect
 
-                params = list(inspect.signature(obj.forward).parameters)
-                self._from_names(params)
-        except ImportError as e:  # the pickle names a class whose module is not importable here
-            raise ModelFileError(
-                f"{path.name} needs the Python module '{getattr(e, 'name', None) or e}' to unpickle, and it is not "
-                "importable here",
-                "make the module that defines the model importable, or save it with torch.export.save (.pt2) "
-                "which needs no model code",
-            ) from e
-        except (RuntimeError, EOFError, ValueError, OSError, KeyError, AttributeError, TypeError,
-                pickle.UnpicklingError) as e:
-            raise ModelFileError(f"PyTorch could not load {path.name}: {first_line(e)}") from e
+            self._from_names(list(inspect.signature(self.module.forward).parameters))
 
     def _from_exported(self, ep) -> None:
         user = list(ep.graph_signature.user_inputs)
