@@ -64,10 +64,6 @@ class OnnxRuntimeRunner(Runner):
     def _load(self) -> None:
         path = self.source.path
         self.info = check_onnx_file(path)
-        for _tensor, loc in self.info.external_data:  # weights stored beside the model count in its size
-            f = (path.parent / loc).resolve()
-            if f not in self.source.files:
-                self.source.files.append(f)
         import onnxruntime as ort
 
         so = ort.SessionOptions()

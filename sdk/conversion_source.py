@@ -181,13 +181,10 @@ def _copy_source(src: _Source, stage: Path):
     p = src.art.path
     dest = stage / p.name
     (shutil.copytree if p.is_dir() else shutil.copy2)(p, dest, **({"symlinks": True} if p.is_dir() else {}))
-    for f in src.files:
-        if f.parent == p.parent and f.is_file() and f != p:
-            shutil.copy2(f, stage / f.name)
-    if src.art.format is Format.ONNX:  # external data, at the locations written in the model (checked inside)
-        from edgekit.runtimes.onnxruntime import check_onnx_file
-
-        for loc in dict.fromkeys(loc for _t, loc in check_onnx_file(p).external_data):
-            (stage / loc).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(p.parent / loc, stage / loc)
+    if not p.is_dir():  # the model's other files (IR .bin, ONNX external data), at the same relative paths
+        for f in src.files:
+            if f != p and f.is_file():
+                rel = f.relative_to(p.parent)
+                (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, stage / rel)
     return Artifact(dest, src.art.format)

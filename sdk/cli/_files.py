@@ -59,22 +59,14 @@ def _same(a: Path, b: Path) -> bool:
 
 def model_files(path) -> list[Path]:
     """The files a model consists of (IR .xml and .bin, ONNX external data, a folder's files); never raises."""
-    from edgekit.formats import Format, detect
+    from edgekit.formats import detect
 
     p = Path(path).expanduser()
     try:
-        src = detect(p)
+        src = detect(p)  # its files include an IR's .bin and an ONNX model's external data
     except EdgekitError:
         return [p]
-    files = [p, src.path, *src.files]
-    if src.format is Format.ONNX:
-        try:
-            from edgekit.formats.onnx_scan import scan_onnx
-
-            files += [(src.path.parent / loc) for _t, loc in scan_onnx(src.path).external_data]
-        except Exception:  # a damaged file: loading it will say so; here it only protects files from overwriting
-            pass
-    return files
+    return [p, src.path, *src.files]
 
 
 def refuse_overwrite(outputs: dict[str, Path | None], protected: list[tuple[str, Path]]) -> None:

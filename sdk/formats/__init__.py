@@ -112,6 +112,20 @@ def _detect_zip(p: Path) -> Format:
     raise UnsupportedFormatError(f"{p.name} is a zip archive but not a Keras, PyTorch or other known model")
 
 
+def _onnx_external_files(p: Path) -> list[Path]:
+    """The files an ONNX model keeps weights in (external data), so a ModelSource lists all of its files (size,
+    copies, what convert must not overwrite). Only when the scan passes; the runner reports a damaged or unsafe
+    file in its own words."""
+    from .onnx_scan import OnnxScanError, check_external_data, scan_onnx
+
+    try:
+        info = scan_onnx(p)
+        check_external_data(info, p)
+    except (OnnxScanError, OSError, ValueError):
+        return []
+    return list(dict.fromkeys(p.parent / loc for _tensor, loc in info.external_data))
+
+
 def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 
@@ -156,7 +170,7 @@ def detect(path: str | os.PathLike) -> ModelSource:
     if head[:1] == b"\x80" and ext in (".pt", ".pth", ".pkl", ".pickle", ".joblib", ".bin"):
         return ModelSource(p, Format.TORCH_PICKLE, [p])
     if looks_like_onnx(head):
-        return ModelSource(p, Format.ONNX, [p])
+        return ModelSource(p, Format.ONNX, [p, *_onnx_external_files(p)])
     if ext == ".mlmodel" and head[:1] == b"\x08":
         return ModelSource(p, Format.COREML, [p])
     if claimed is not None:
