@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgekit-installed
 
-.PHONY: install demo test fuzz clean
+.PHONY: install demo test fuzz clean services
 
 install: $(STAMP)
 
@@ -23,8 +23,15 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 demo: install
 	$(BIN)/edgekit demo
 
-test: install
+test: install services
 	$(BIN)/python -m pytest -q
+
+# Servers the tests start on 127.0.0.1 from Debian's packages (never a mock): PostgreSQL for `edgekit tune
+# --storage postgresql://`. Installed here when missing (root, or sudo without a password).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+services:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
 
 # atheris harnesses for the TFLite and ONNX readers (fuzz/), FUZZ_TIME seconds each; findings in build/fuzz/findings.
 # atheris is installed here only: `make test` does not need it (its bounded fuzz suite is tests/fuzz).
