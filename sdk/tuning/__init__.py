@@ -1,0 +1,1 @@
+"""`edgekit.tune`: search for the fastest deployment that keeps the accuracy budget (Optuna)."""
