@@ -122,6 +122,7 @@ def _reference(src: _Source, sample, options, calibration, calibration_samples, 
                  type(s)(s.name, options.input_shapes[s.name], s.dtype, s.scale, s.zero_point) for s in m.inputs]
         generated = sample is None
         if generated:
+            _require_shapes(src, fixed)
             sample, ref.notes = _generated(fixed, MIN_PARITY_SAMPLES)
         else:
             if isinstance(sample, (str, os.PathLike)):
@@ -152,6 +153,22 @@ def _reference(src: _Source, sample, options, calibration, calibration_samples, 
                 ref.gate_warnings = power_warnings(ref.gate_outputs, _count(ref.gate_sample), MIN_AGREEMENT_SAMPLES,
                                                    "compression check")
     return ref
+
+
+def _require_shapes(src: _Source, specs) -> None:
+    """TorchScript and pickled modules record no input shapes: say which file and what to pass, by input name."""
+    from .formats import Format
+    from .formats.torch_pickle_scan import EXPORT_HINT
+
+    missing = [s.name for s in specs if s.shape is None]
+    if not missing or src.art.format not in (Format.TORCHSCRIPT, Format.TORCH_PICKLE):
+        return
+    kind = "TorchScript file" if src.art.format is Format.TORCHSCRIPT else "pickled module"
+    arrays = ", ".join(f"{n}=x_{i}" for i, n in enumerate(missing))
+    raise InputError(f"{src.art.path.name} is a {kind}: it records no input shapes ({', '.join(missing)}), so "
+                     "edgekit cannot make inputs to convert and check it",
+                     f"pass --sample sample.npz, saved with np.savez('sample.npz', {arrays}) (first axis = samples), "
+                     "or " + EXPORT_HINT)
 
 
 def _generated(specs, n: int, seed: int = 0) -> tuple[dict, list[str]]:

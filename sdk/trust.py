@@ -156,6 +156,13 @@ def require_trust(source, trust_code: bool, action: str = "load") -> None:
     from .errors import TrustRequiredError
     from .formats import Format
 
+    if source.format is Format.TORCH_PICKLE:  # weights only, or a class that exists nowhere: say so, trust or not
+        from edgekit.errors import ModelFileError
+        from edgekit.formats.torch_pickle_scan import not_a_model
+
+        found = not_a_model(source.path)
+        if found:
+            raise ModelFileError(*found)
     why = _WHY.get(source.format.value)
     if why is not None and not trust_code:
         raise TrustRequiredError(f"refusing to {action} {source.path.name} without trust: {why}")

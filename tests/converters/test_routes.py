@@ -166,5 +166,7 @@ def test_torchscript_and_pickled_modules_convert_with_a_sample(cases, tmp_path, 
         for ref, g in zip(c.torch_outputs, got.values()):
             assert np.max(np.abs(g - ref)) <= 1e-5
     # without a sample there are no shapes to trace with: a clear error, not a crash
-    with pytest.raises(edgekit.InputError, match="no recorded shape"):
+    with pytest.raises(edgekit.InputError, match="records no input shapes") as err:
         convert(c.files[kind], ["onnx"], output_dir=tmp_path / "p", trust_code=True)
+    names = list(c.torch_inputs)
+    assert all(f"{n}=x_" in err.value.hint for n in names) and "torch.export.save" in err.value.hint
