@@ -128,12 +128,20 @@ def not_a_model(path: Path) -> tuple[str, str] | None:
                 f"build the model in Python, model.load_state_dict({load}), then " + EXPORT_HINT)
     for cls in scan.classes:
         module, _, attr = cls.rpartition(".")
-        if module == "__main__":
+        if module.split(".")[0] == "__main__":
             return (f"{name} is a pickled {attr} whose class was defined in the script that saved it (__main__), "
                     "so it cannot be unpickled anywhere else",
                     f"in that script, after building {attr}: " + EXPORT_HINT)
         top = module.split(".")[0]
-        if top and importlib.util.find_spec(top) is None:
+        if top and not _importable(top):
             return (f"{name} is a pickled {attr} from the module '{module}', which is not installed here",
                     f"install the package that defines {module}, or where it is installed: " + EXPORT_HINT)
     return None
+
+
+def _importable(top: str) -> bool:
+    """Whether a top-level module can be found, without importing it."""
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
