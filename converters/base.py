@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from edgekit.errors import ConversionError, first_line
 from edgekit.formats import Format
+from edgekit.space import Knob
 
 from .compress_base import CompressOptions
 
@@ -23,6 +24,35 @@ FLOAT_PRECISIONS = ("fp32", "fp16")  # what a conversion writes; int8 is a compr
 # readable (and settable) on ConvertOptions, where they delegate to ``compress``
 _COMPRESS_FIELDS = {"calibration": None, "per_channel": True, "int8_io": False, "palettize_bits": None,
                     "prune_sparsity": None, "weights_only_bits": None}
+
+# edgekit tune's precision knob (edgekit.space): the float conversions, int8 static / dynamic and 4-bit weights;
+# knob_choices keeps what each target's passes accept (check_compression), so no trial asks for a refusal
+TUNE_PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic", "int4-weights")
+KNOBS = (Knob("precision", TUNE_PRECISIONS, owner=__name__,
+              help="fp32/fp16 conversion, int8 static (calibrated) or dynamic, or 4-bit weights only"),)
+
+
+def precision_kwargs(word: str) -> dict:
+    """The convert keywords of a TUNE_PRECISIONS word (int4-weights is fp32 with weights_only_bits=4)."""
+    return {"precision": "fp32", "weights_only_bits": 4} if word == "int4-weights" else {"precision": word}
+
+
+def knob_choices(knob: Knob, target: str) -> tuple:
+    """The precision choices ``target`` can honour here (its compression passes installed and accepting them)."""
+    if knob.name != "precision":
+        return knob.choices
+    from edgekit.errors import EdgekitError
+
+    from .compress_base import check_compression
+
+    ok = []
+    for word in knob.choices:
+        try:
+            check_compression([target], ConvertOptions(**precision_kwargs(word)))
+        except EdgekitError:
+            continue
+        ok.append(word)
+    return tuple(ok)
 
 
 @dataclass(init=False)

@@ -19,12 +19,16 @@ import numpy as np
 from edgekit.errors import BackendError, ModelFileError
 from edgekit.formats import Format
 from edgekit.runtimes.base import Runner
+from edgekit.space import Knob, thread_choices
 from edgekit.formats.tflite_io import precision, quantizers, tensor_specs
 
 _NODE = re.compile(r"Node number (\d+) \(([^)]*)\) failed to (\w+)")
 _NOISE = "Restored original execution plan after delegate application failure."
 CUSTOM_HINT = ("the model uses an operator this LiteRT build does not provide; register the custom op or convert "
                "without it")
+
+# edgekit tune's knob for models run here (the interpreter's num_threads)
+KNOBS = (Knob("litert.threads", thread_choices(), targets=("tflite",), owner=__name__, help="interpreter threads"),)
 
 
 def explain(e: BaseException) -> tuple[str, str | None, bool]:

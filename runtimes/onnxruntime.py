@@ -11,7 +11,16 @@ import numpy as np
 from edgekit.errors import BackendError, ModelFileError, first_line
 from edgekit.formats import Format
 from edgekit.runtimes.base import Runner
+from edgekit.space import Knob, thread_choices
 from edgekit.types import TensorSpec, dims
+
+# edgekit tune's knobs for models run here (options a Runner takes: threads, graph_optimization_level)
+GRAPH_LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC",
+                "none": "ORT_DISABLE_ALL"}
+KNOBS = (Knob("onnxruntime.threads", thread_choices(), targets=("onnx",), owner=__name__,
+              help="intra-op threads"),
+         Knob("onnxruntime.graph_optimization_level", ("all", "extended", "basic"), targets=("onnx",),
+              owner=__name__, help="ONNX Runtime's graph optimizations (fusions, layout changes)"))
 
 _ORT_TYPES = {
     "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
@@ -71,6 +80,9 @@ class OnnxRuntimeRunner(Runner):
         if self.threads:
             so.intra_op_num_threads = int(self.threads)
             so.inter_op_num_threads = 1
+        level = self.options.get("graph_optimization_level")
+        if level is not None:
+            so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_LEVELS[level])
         try:
             if self.options.get("intermediates"):
                 self.session = self._session_with_intermediates(ort, so)

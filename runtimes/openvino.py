@@ -18,10 +18,27 @@ import numpy as np
 from edgekit.errors import BackendError, InputError, ModelFileError, first_line
 from edgekit.formats import Format
 from edgekit.runtimes.base import Runner
+from edgekit.space import Knob, thread_choices
 from edgekit.types import TensorSpec
 
 _NOT_WEIGHTS = {"i32", "i64", "u64", "boolean", "string"}
 _PRECISIONS = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
+
+
+def _bf16_here() -> bool:
+    """The CPU computes bf16 natively (AVX512-BF16 / AMX-BF16, Arm BF16): only then is bf16 inference a knob."""
+    from edgekit.machine import cpu_info
+
+    return bool({"avx512_bf16", "amx_bf16", "bf16"} & set(cpu_info()["isa"]))
+
+
+# edgekit tune's knobs for models run here (options a Runner takes: threads, performance_hint,
+# inference_precision); bf16 arithmetic only where this CPU has it
+KNOBS = (Knob("openvino.threads", thread_choices(), targets=("openvino",), owner=__name__, help="inference threads"),
+         Knob("openvino.performance_hint", ("LATENCY", "THROUGHPUT"), targets=("openvino",), owner=__name__,
+              help="OpenVINO's streams/threads policy"),
+         Knob("openvino.inference_precision", ("f32", "bf16") if _bf16_here() else ("f32",), targets=("openvino",),
+              owner=__name__, help="the arithmetic OpenVINO computes in"))
 _core = None
 
 
@@ -134,6 +151,8 @@ class OpenVINORunner(Runner):
         config = {"INFERENCE_PRECISION_HINT": precision}
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
+        if self.options.get("performance_hint"):
+            config["PERFORMANCE_HINT"] = str(self.options["performance_hint"])
         try:
             self.compiled = c.compile_model(self.model, self.device, config)
         except RuntimeError as e:

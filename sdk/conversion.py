@@ -112,12 +112,12 @@ def _size(path: Path) -> int:
         return path.stat().st_size if path.is_file() else 0
 
 
-def convert(model, targets, *, precision: str = "fp32", input_shapes: dict | None = None, sample=None,
+def convert(model, targets=None, *, precision: str = "fp32", input_shapes: dict | None = None, sample=None,
             output_dir: str | os.PathLike = "edgekit_out", trust_code: bool = False, verify: bool = True,
             example_inputs=None, verbose: bool = False, calibration=None, calibration_samples: int | None = None,
             per_channel: bool = True, int8_io: bool = False, palettize_bits: int | None = None,
             prune_sparsity: float | None = None, weights_only_bits: int | None = None, check_speed: bool = False,
-            progress: Callable[[str], None] | None = None) -> ConvertReport:
+            progress: Callable[[str], None] | None = None, recipe: str | os.PathLike | None = None) -> ConvertReport:
     """Convert ``model`` (a path, a keras.Model, or a torch.nn.Module with ``example_inputs``) to each target.
 
     Steps: prepare the source -> run the reference -> per target: plan, run the route, compress, check, place
@@ -127,6 +127,8 @@ def convert(model, targets, *, precision: str = "fp32", input_shapes: dict | Non
     Compression (``precision`` int8 / int8-dynamic, ``palettize_bits``, ``prune_sparsity``, ``weights_only_bits``)
     is judged on task level (top-1 agreement) on the sample or calibration data, against the fp32 source;
     ``calibration`` is a data path, dict, iterable, or "random" (with a warning in the manifest).
+    ``recipe``: a file written by `edgekit tune` (TuneResult.write_recipe); its target and options replace
+    ``targets`` and the compression keywords, and its calibration samples are used unless ``calibration`` is given.
 
     Files: every tool works in a fresh private folder; a target reaches ``output_dir`` only when it did not
     fail, and never over the source or a file edgekit did not write (it is renamed instead, with a note).
@@ -137,6 +139,16 @@ def convert(model, targets, *, precision: str = "fp32", input_shapes: dict | Non
 
     from .compression import check_compression
 
+    if recipe is not None:  # a tuned configuration: the recipe's target and options, then a plain convert
+        from .tuning.recipe import replay
+
+        targets, kw = replay(recipe, model, targets, calibration, dict(
+            precision=precision, input_shapes=input_shapes, per_channel=per_channel, int8_io=int8_io,
+            palettize_bits=palettize_bits, prune_sparsity=prune_sparsity, weights_only_bits=weights_only_bits,
+            calibration_samples=calibration_samples))
+        return convert(model, targets, sample=sample, output_dir=output_dir, trust_code=trust_code, verify=verify,
+                       example_inputs=example_inputs, verbose=verbose, check_speed=check_speed, progress=progress,
+                       **kw)
     say = progress or (lambda msg: None)
     names = parse_targets(targets)
     out = Path(output_dir)

@@ -43,3 +43,11 @@ def collect(modules: Iterable[Any]) -> list[Knob]:
                 raise ValueError(f"knob {k.name} declared twice ({knobs[k.name].owner}, {k.owner})")
             knobs[k.name] = k
     return list(knobs.values())
+
+
+def thread_choices() -> tuple[int, ...]:
+    """Intra-op thread counts worth trying on this machine: powers of two up to its usable cores."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return tuple(t for t in (1, 2, 4, 8, 16) if t <= max(cores, 1)) or (1,)
