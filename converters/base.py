@@ -68,16 +68,20 @@ class ConvertOptions:
     """
 
     float_precision: str = "fp32"
-    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # fixes dynamic dims
+    input_shapes: dict[str, tuple[int | None, ...]] = field(default_factory=dict)  # fixes dims; None: dynamic
     trust_code: bool = False
     verbose: bool = False
     sample: dict | None = None  # name -> array: the user's sample, used to trace modules and to check parity
     input_order: list[str] = field(default_factory=list)  # the source's input names, in its order
     compress: CompressOptions | None = None
+    # sizes for the dynamic dims a converter cannot keep ({input: {axis: size}}): the check sample's shape, set
+    # by convert; an edge that must pin a dim takes its size from here (rewrite.onnx_pin_dims)
+    pin_dims: dict[str, dict[int, int]] = field(default_factory=dict)
 
     def __init__(self, precision: str | None = None, input_shapes: dict | None = None, trust_code: bool = False,
                  verbose: bool = False, sample: dict | None = None, input_order: list[str] | None = None,
-                 compress: CompressOptions | None = None, *, float_precision: str | None = None, **legacy):
+                 compress: CompressOptions | None = None, *, float_precision: str | None = None,
+                 pin_dims: dict | None = None, **legacy):
         unknown = sorted(set(legacy) - set(_COMPRESS_FIELDS))
         if unknown:
             raise TypeError(f"ConvertOptions got unexpected keyword argument(s) {', '.join(unknown)}")
@@ -95,6 +99,7 @@ class ConvertOptions:
         self.input_shapes = dict(input_shapes or {})
         self.trust_code, self.verbose, self.sample = trust_code, verbose, sample
         self.input_order = list(input_order or [])
+        self.pin_dims = dict(pin_dims or {})
         self.compress = CompressOptions(**asked) if asked else compress
         if self.float_precision == "fp16" and self.compress is not None and self.compress.precision:
             from edgekit.errors import InputError
@@ -160,6 +165,7 @@ class Artifact:
     tool_versions: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # e.g. "fixed dimension 0 of 'x' to 1"
     obj: Any = None
+    pinned: dict[str, dict[int, int]] = field(default_factory=dict)  # dynamic dims an edge pinned: {input: {axis: size}}
     written: bool = False  # edgekit wrote this file in this run (an edge's output): no trust check needed
 
 
@@ -208,6 +214,7 @@ class Edge:
         result.route = [*src.route, self.name]
         result.tool_versions = {**src.tool_versions, **{t: version_of(t) for t in self.tools}}
         result.notes = [*src.notes, *result.notes]
+        result.pinned = {**src.pinned, **result.pinned}
         return result
 
     def run(self, src: Artifact, options: ConvertOptions, out: Path) -> Artifact:

@@ -21,22 +21,33 @@ class TFLiteToOnnx(Edge):
     priority = 2
 
     def run(self, src: Artifact, options: ConvertOptions, out: Path) -> Artifact:
+        import tempfile
+
+        from .rewrite.tflite import rewrite_tflite
+
+        with tempfile.TemporaryDirectory(prefix="rewrite-", dir=Path.cwd()) as tmp:
+            path, notes = rewrite_tflite(src.path, Path(tmp))  # custom ops / sparse weights tf2onnx cannot read
+            art = self._convert(src, path, options, out)
+        art.notes = notes
+        return art
+
+    def _convert(self, src: Artifact, path: Path, options: ConvertOptions, out: Path) -> Artifact:
         from edgekit.formats.tflite_fb import read_tflite
         from edgekit.formats.tflite_io import public_names
+
+        from .rewrite.tflite import custom_ops, refuse_custom
 
         _patch_numpy()
         import tf2onnx
 
-        info = read_tflite(src.path.read_bytes())
-        ops = info.op_histogram()
-        if "DENSIFY" in ops:  # tf2onnx reads sparse buffers as dense and fails with a reshape error
+        info = read_tflite(path.read_bytes())
+        if "DENSIFY" in info.op_histogram():  # tf2onnx reads sparse buffers as dense and fails with a reshape error
             raise fail("tf2onnx cannot read sparse (DENSIFY) weights", ValueError(
                 "the TFLite model stores sparse weights; convert from the dense source model instead"), "DENSIFY")
-        custom = [op for op in ops if op.startswith("CUSTOM:")]
-        if custom:
-            raise fail("tf2onnx cannot convert custom TFLite operators", ValueError(", ".join(custom)), custom[0])
+        if custom_ops(info):
+            raise refuse_custom(custom_ops(info), "tf2onnx")
         try:
-            proto, _ = tf2onnx.convert.from_tflite(str(src.path), opset=OPSET)
+            proto, _ = tf2onnx.convert.from_tflite(str(path), opset=OPSET)
         except Exception as e:
             raise fail("tf2onnx (TFLite frontend) failed", e) from e
         ins, outs = public_names(info)
@@ -45,9 +56,9 @@ class TFLiteToOnnx(Edge):
             from .torch_to_onnx import fp16_proto
 
             proto = fp16_proto(proto)
-        path = out / f"{src.path.stem}.onnx"
-        finish(proto, path, "tf2onnx")
-        return Artifact(path, Format.ONNX, options.precision)
+        dest = out / f"{src.path.stem}.onnx"
+        finish(proto, dest, "tf2onnx")
+        return Artifact(dest, Format.ONNX, options.precision)
 
 
 def rename(proto, mapping: dict[str, str]) -> None:

@@ -21,9 +21,23 @@ class TFLiteToOpenVINO(Edge):
     priority = 2
 
     def run(self, src: Artifact, options: ConvertOptions, out: Path) -> Artifact:
+        import tempfile
+
+        from edgekit.errors import ConversionError
         from edgekit.formats.tflite_fb import read_tflite
         from edgekit.formats.tflite_io import public_names
 
-        info = read_tflite(src.path.read_bytes())
-        ins, outs = public_names(info)
-        return save_ir(lambda ov: ov.convert_model(str(src.path)), src, options, out, names={**ins, **outs})
+        from .rewrite.tflite import custom_ops, refuse_custom, rewrite_tflite
+
+        with tempfile.TemporaryDirectory(prefix="rewrite-", dir=Path.cwd()) as tmp:
+            path, notes = rewrite_tflite(src.path, Path(tmp))  # custom ops / sparse weights OpenVINO cannot read
+            info = read_tflite(path.read_bytes())
+            ins, outs = public_names(info)
+            try:
+                art = save_ir(lambda ov: ov.convert_model(str(path)), src, options, out, names={**ins, **outs})
+            except ConversionError as e:
+                if custom_ops(info):  # OpenVINO knows a few custom codes; name the ones it did not
+                    raise refuse_custom(custom_ops(info), "OpenVINO") from e
+                raise
+        art.notes = notes
+        return art
