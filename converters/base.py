@@ -165,7 +165,7 @@ class Artifact:
     tool_versions: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # e.g. "fixed dimension 0 of 'x' to 1"
     obj: Any = None
-    pinned: dict[str, dict[int, int]] = field(default_factory=dict)  # dynamic dims an edge pinned: {input: {axis: size}}
+    pinned: dict[str, dict[int, int]] = field(default_factory=dict)  # dynamic dims pinned: {input: {axis: size}}
     written: bool = False  # edgekit wrote this file in this run (an edge's output): no trust check needed
 
 
