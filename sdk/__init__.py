@@ -1,6 +1,6 @@
 """edgekit: take a trained model to edge and mobile devices with proof that it still works.
 
-The public API: `load`, `convert`, `validate`, `benchmark`, `inspect`, `doctor`, `demo`, `explain_routes`. Each
+The public API: `load`, `convert`, `validate`, `benchmark`, `inspect`, `doctor`, `demo`, `explain_routes`, `tune`. Each
 report they return is a typed object whose ``to_dict()`` is the JSON the matching `edgekit` command writes; the
 CLI only parses options, calls these and renders. ``threads=None`` means the device class's default everywhere
 (see `edgekit.device_classes`).
@@ -52,6 +52,14 @@ def validate(reference, candidates, data, *, labels=None, task: str | None = Non
                      preprocess=preprocess, trust_code=trust_code, progress=progress)
 
 
+def tune(model=None, data=None, **options):
+    """Search conversion, compression and runtime settings for the fastest deployment within an accuracy budget
+    (Optuna); returns a TuneResult (best, pareto, trials). See `edgekit.tuning.tune` for the options."""
+    from edgekit.tuning import tune as _tune
+
+    return _tune(model, data, **options)
+
+
 def explain_routes(source_path: str | os.PathLike, targets: str | Sequence[str]):
     """Each target's conversion routes from the model at ``source_path``: the chosen one, the alternatives and
     what would unlock a blocked one; converts nothing (see `edgekit.converters.planner.explain_routes`)."""
@@ -65,5 +73,5 @@ __all__ = [
     "Format", "InputError", "InspectReport", "MissingDependencyError", "Model", "ModelFileError", "ModelSource",
     "ParityError", "PlatformError", "Precision", "TensorSpec", "TrustRequiredError", "UnsupportedFormatError",
     "ValidateReport", "benchmark",
-    "convert", "demo", "detect", "doctor", "explain_routes", "inspect", "load", "validate", "__version__",
+    "convert", "demo", "detect", "doctor", "explain_routes", "inspect", "load", "tune", "validate", "__version__",
 ]

@@ -115,8 +115,8 @@ class Engine:
         with _warnings.catch_warnings():
             _warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study = optuna.create_study(
-                storage=storage, study_name=name, load_if_exists=True, sampler=self._sampler(sampler, len(configs or [])),
-                directions=["maximize" if o == "accuracy" else "minimize" for o in self.objectives])
+                storage=storage, study_name=name, load_if_exists=True,
+                sampler=self._sampler(sampler, len(configs or [])), directions=["maximize" if o == "accuracy" else "minimize" for o in self.objectives])
             done = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
             total = trials if trials is not None else (len(configs) if configs else None if timeout else 30)
             left = None if total is None else max(0, total - done)
