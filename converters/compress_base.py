@@ -27,14 +27,26 @@ from typing import ClassVar
 
 from edgekit.errors import ConversionError, InputError, MissingDependencyError
 from edgekit.formats import Format
+from edgekit.space import Knob
 
 PALETTIZE_BITS = (1, 2, 3, 4, 6, 8)
 WEIGHT_BITS = (8, 4)
 PRECISIONS = ("int8", "int8-dynamic")  # compression precisions; fp32/fp16 are the conversion's
 # techniques, in the order they are applied (coremltools' joint compression prunes first)
 PRUNE, PALETTIZE, INT8, INT8_WEIGHTS, INT4_WEIGHTS = "prune", "palettize", "int8", "int8-weights", "int4-weights"
-MODIFIERS = {"per_channel": True, "int8_io": False}  # options that change a technique, with their defaults
+# options that change a technique, with their defaults (a pass lists those it applies in ``honours``)
+MODIFIERS = {"per_channel": True, "int8_io": False, "calibrate_method": None, "activation_type": None,
+             "quant_format": None, "keep_float": 0, "preset": None, "smooth_quant": False}
+CHOICES = {"calibrate_method": ("minmax", "entropy", "percentile"), "activation_type": ("u8", "s8"),
+           "quant_format": ("qdq", "qoperator"), "preset": ("performance", "mixed")}
 MODULES = ("compress_onnx", "compress_openvino", "compress_coreml", "compress_tflite")
+_STATIC = {"precision": ("int8",)}
+# knobs shared by the targets whose static int8 pass honours them (listed in those modules' KNOBS)
+PER_CHANNEL_KNOB = Knob("per_channel", (True, False), targets=("onnx", "openvino"), when=_STATIC, owner=__name__,
+                        help="per-channel (True) or per-tensor weight scales")
+KEEP_FLOAT_KNOB = Knob("keep_float", (0, 1, 2, 4, 8), targets=("onnx", "openvino"), when=_STATIC, owner=__name__,
+                       help="the N layers most sensitive to int8 (ranked one at a time on the evaluation data) "
+                            "stay float")
 
 
 class OptionError(InputError, ConversionError):
@@ -87,9 +99,17 @@ class CompressOptions:
     palettize_bits: int | None = None  # k-means lookup-table weights (Core ML)
     prune_sparsity: float | None = None  # magnitude pruning to this fraction of zeros (Core ML)
     weights_only_bits: int | None = None  # 8 or 4: weight-only linear quantization
+    calibrate_method: str | None = None  # static int8 ranges: minmax (the default), entropy, percentile (ONNX)
+    activation_type: str | None = None  # static int8 activations: u8 (the default) or s8 (ONNX)
+    quant_format: str | None = None  # qdq (the default) or qoperator (ONNX: QLinear* operators)
+    keep_float: int | tuple[str, ...] = 0  # layers left in float: the N most sensitive, or these names
+    preset: str | None = None  # NNCF preset: performance (the default, symmetric) or mixed (asymmetric activations)
+    smooth_quant: bool = False  # NNCF SmoothQuant (model_type TRANSFORMER): migrates activation outliers to weights
+    max_accuracy_drop: float | None = None  # budget in top-1 points vs fp32; repaired with keep_float when missed
 
     def __post_init__(self):
         self.precision = _precision(self.precision)
+        _check_knobs(self)
         bits, pal, sparsity = self.weights_only_bits, self.palettize_bits, self.prune_sparsity
         if bits is not None and bits not in WEIGHT_BITS:
             raise OptionError(f"weights_only_bits must be 8 or 4, not {bits}", "use --weights-only-bits 8 or 4",
@@ -145,10 +165,44 @@ class CompressOptions:
     def label(self, name: str) -> str:
         """An option as the CLI flag and the Python field, e.g. ``--palettize 4 (palettize_bits=4)``."""
         value = getattr(self, name)
+        shown = ",".join(value) if isinstance(value, tuple) else value
         flag = {"precision": f"--precision {value}", "per_channel": "--per-tensor", "int8_io": "--int8-io",
                 "palettize_bits": f"--palettize {value}", "prune_sparsity": f"--prune {value}",
-                "weights_only_bits": f"--weights-only-bits {value}"}[name]
+                "weights_only_bits": f"--weights-only-bits {value}", "smooth_quant": "--smooth-quant",
+                "max_accuracy_drop": f"--max-accuracy-drop {value}"}.get(name)
+        flag = flag or f"--{name.replace('_', '-')} {shown}"
         return f"{flag} ({name}={value!r})"
+
+
+def _check_knobs(c: CompressOptions) -> None:
+    """The static-int8 knobs: known words (lower case), keep_float a count >= 0 or a tuple of layer names."""
+    for name, allowed in CHOICES.items():
+        v = getattr(c, name)
+        if v is not None:
+            w = str(v).strip().lower()
+            if w not in allowed:
+                raise OptionError(f"{name} must be one of {', '.join(allowed)}, not {v!r}",
+                                  f"e.g. --{name.replace('_', '-')} {allowed[0]}", option=name)
+            setattr(c, name, w)
+    k = c.keep_float
+    if isinstance(k, str):
+        k = tuple(x.strip() for x in k.split(",") if x.strip())
+        k = int(k[0]) if len(k) == 1 and k[0].isdigit() else k
+    if isinstance(k, (list, tuple)):
+        k = tuple(str(x) for x in k) or 0
+    if isinstance(k, bool) or not isinstance(k, (int, tuple)) or isinstance(k, int) and k < 0:
+        raise OptionError(f"keep_float must be a count >= 0 or layer names, not {c.keep_float!r}",
+                          "e.g. --keep-float 2 (the 2 most sensitive layers) or --keep-float name1,name2",
+                          option="keep_float")
+    c.keep_float = k
+    c.smooth_quant = bool(c.smooth_quant)
+    if c.max_accuracy_drop is not None:
+        try:
+            c.max_accuracy_drop = float(c.max_accuracy_drop)
+        except (TypeError, ValueError):
+            raise OptionError(f"max_accuracy_drop must be a number of points, not {c.max_accuracy_drop!r}",
+                              "e.g. --max-accuracy-drop 1.0 (one point of top-1 agreement)",
+                              option="max_accuracy_drop") from None
 
 
 def compress_options(options) -> CompressOptions | None:
@@ -229,6 +283,11 @@ class CompressionPass:
         """Notes on the whole compression, from the last pass (sizes, a raised minimum OS)."""
         return []
 
+    def layers(self, src: Path, scratch: Path) -> list[str]:
+        """The layers ``keep_float`` can name in the model at ``src`` (passes that honour it); ``scratch`` is a
+        folder for temporary files."""
+        raise NotImplementedError
+
 
 PASSES: dict[tuple[Format, str], CompressionPass] = {}
 REFUSALS: dict[tuple[Format, str], tuple[str, str]] = {}  # (target, option) -> (why, hint)
@@ -300,6 +359,9 @@ def select(target, options, *, source: Format | None = None) -> list[Compression
         return []
     load_passes()
     if not copts.active:
+        if copts.max_accuracy_drop is not None:
+            raise OptionError(f"{copts.label('max_accuracy_drop')} is a budget for a compression, and none was "
+                              "asked for", "add --precision int8, or drop the option", option="max_accuracy_drop")
         if copts.modifiers:
             name = copts.modifiers[0]
             raise OptionError(f"{copts.label(name)} changes a quantization, and none was asked for",

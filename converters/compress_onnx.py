@@ -17,7 +17,19 @@ from pathlib import Path
 from edgekit.errors import ConversionError
 from edgekit.formats import Format
 
-from .compress_base import INT4_WEIGHTS, INT8, INT8_WEIGHTS, CompressionPass, compress_options, refusal, register
+from edgekit.space import Knob
+
+from .compress_base import (
+    INT4_WEIGHTS,
+    INT8,
+    INT8_WEIGHTS,
+    KEEP_FLOAT_KNOB,
+    PER_CHANNEL_KNOB,
+    CompressionPass,
+    compress_options,
+    refusal,
+    register,
+)
 
 TARGET = "onnx"
 QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger",
@@ -28,6 +40,19 @@ refusal(Format.ONNX, "prune_sparsity", "ONNX Runtime stores dense weights; pruni
 refusal(Format.ONNX, "int8_io", "ONNX Runtime QDQ models keep float inputs and outputs")
 refusal(Format.ONNX, "per_channel", "4-bit MatMulNBits weights are quantized in blocks of 32; only the int8 "
                                    "quantizations have a per-tensor choice")
+
+
+_STATIC = {"precision": ("int8",)}
+KNOBS = (
+    Knob("onnx.calibrate_method", ("minmax", "entropy", "percentile"), targets=("onnx",), when=_STATIC,
+         owner=__name__, help="how ORT computes activation ranges from the calibration data (calibrate_method)"),
+    Knob("onnx.activation_type", ("u8", "s8"), targets=("onnx",), when=_STATIC, owner=__name__,
+         help="uint8 or int8 activations (activation_type)"),
+    Knob("onnx.quant_format", ("qdq", "qoperator"), targets=("onnx",), when=_STATIC, owner=__name__,
+         help="QuantizeLinear/DequantizeLinear pairs or QLinear* operators (quant_format)"),
+    PER_CHANNEL_KNOB,
+    KEEP_FLOAT_KNOB,
+)
 
 
 def compress_onnx(path: Path, options, out: Path) -> tuple[Path, list[str]]:
@@ -104,42 +129,79 @@ class _OnnxPass(CompressionPass):
 @register
 class OnnxStaticInt8(_OnnxPass):
     technique = INT8
-    summary = "static int8 QDQ (ORT quantize_static, MinMax): uint8 activations, int8 weights"
-    honours = frozenset({"per_channel"})
+    summary = ("static int8 (ORT quantize_static): QDQ or QOperator, MinMax/Entropy/Percentile ranges, uint8 or "
+               "int8 activations, int8 weights; named layers kept float (nodes_to_exclude)")
+    honours = frozenset({"per_channel", "calibrate_method", "activation_type", "quant_format", "keep_float"})
     needs_calibration = runs_model = True
     ops = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul")
 
     def what(self, options) -> str:
         return "static int8 quantization"
 
+    def layers(self, src, scratch) -> list[str]:
+        return quantizable_layers(src, Path(tempfile.mkdtemp(dir=scratch)))
+
     def run(self, src, options, out):
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
         import onnx
 
-        notes: list[str] = []
-        # pre-processing output goes to a temporary folder: the runner confines those to its own folder
-        dest, pre, model_src = out / f"{src.stem}.onnx", Path(tempfile.mkdtemp()) / "pre.onnx", src
-        try:
-            from onnxruntime.quantization.shape_inference import quant_pre_process
+        from .compress_repair import named_layers
 
-            quant_pre_process(str(src), str(pre))
-            model_src = pre
-        except Exception as err:  # noqa: BLE001 - pre-processing is an optimisation; quantize the model as it is
-            first = str(err).splitlines()[0][:160] if str(err) else ""
-            notes.append(f"quantization pre-processing skipped ({type(err).__name__}: {first})")
+        named_layers(options)  # a count was resolved to names by the sensitivity ranking, else refused
+        dest = out / f"{src.stem}.onnx"
+        model_src, notes = _preprocess(src, Path(tempfile.mkdtemp()))  # the runner confines temp files
+        keep = tuple(options.keep_float or ())
+        if keep:
+            known = set(layer_names(model_src))
+            unknown = [k for k in keep if k not in known]
+            if unknown:
+                raise ConversionError(f"keep_float names no layer {', '.join(unknown[:3])} in the model",
+                                      f"layer names: {', '.join(sorted(known)[:8])}, ...")
         reader = _FeedReader(options.calibration, _graph_inputs(onnx.load(str(src))))
+        method = options.calibrate_method or "minmax"
+        fmt, act = options.quant_format or "qdq", options.activation_type or "u8"
         try:
-            quantize_static(str(model_src), str(dest), reader, quant_format=QuantFormat.QDQ,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            per_channel=options.per_channel, calibrate_method=CalibrationMethod.MinMax)
+            quantize_static(str(model_src), str(dest), reader,
+                            quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
+                            activation_type=QuantType.QUInt8 if act == "u8" else QuantType.QInt8,
+                            weight_type=QuantType.QInt8, per_channel=options.per_channel,
+                            calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                                              "percentile": CalibrationMethod.Percentile}[method],
+                            nodes_to_exclude=list(keep))
         except Exception as err:
             from .base import fail
 
             raise fail("static int8 quantization failed", err) from err
-        notes.append(f"static int8 QDQ, {'per-channel' if options.per_channel else 'per-tensor'} weights, uint8 "
-                     f"activations, calibrated on {len(reader._items)} samples (MinMax)")
+        notes.append(f"static int8 {fmt.upper()}, {'per-channel' if options.per_channel else 'per-tensor'} weights, "
+                     f"{'uint8' if act == 'u8' else 'int8'} activations, calibrated on {len(reader._items)} samples "
+                     f"({method})" + (f"; kept float: {', '.join(keep)}" if keep else ""))
         return dest, notes
+
+    @staticmethod
+    def inspect(path: Path) -> dict:
+        import onnx
+
+        model = onnx.load(str(path))
+        counts = quant_summary(model)
+        counts["bytes"] = _size(Path(path))
+        counts["float_nodes"] = _float_nodes(model)
+        counts["s8_activations"] = _s8_activations(model)
+        return counts
+
+    def ensures(self, before, after, options) -> None:
+        super().ensures(before, after, options)
+        lost = [k for k in (options.keep_float or ()) if k not in after["float_nodes"]]
+        if isinstance(options.keep_float, tuple) and lost:
+            raise ConversionError(f"keep_float had no effect on {', '.join(lost[:3])}: quantized anyway",
+                                  "this is an edgekit bug in the ONNX pass; please report it")
+        if options.quant_format == "qoperator" and not any(after.get(k, 0) for k in ("QLinearConv",
+                                                                                     "QLinearMatMul")):
+            raise ConversionError("--quant-format qoperator had no effect: no QLinearConv/QLinearMatMul operator",
+                                  "the model may have no Conv/MatMul with constant weights")
+        if options.activation_type == "s8" and not after["s8_activations"]:
+            raise ConversionError("--activation-type s8 had no effect: no activation quantized to int8",
+                                  "this is an edgekit bug in the ONNX pass; please report it")
 
 
 @register
@@ -217,6 +279,54 @@ class _FeedReader:
 
     def rewind(self):
         self._it = iter(self._items)
+
+
+def _preprocess(src: Path, folder: Path) -> tuple[Path, list[str]]:
+    """ORT's quantization pre-processing (shape inference, graph optimisation) into ``folder``; the model as it is
+    when that fails (an optimisation, not a requirement)."""
+    pre = folder / "pre.onnx"
+    try:
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        quant_pre_process(str(src), str(pre))
+        return pre, []
+    except Exception as err:  # noqa: BLE001
+        first = str(err).splitlines()[0][:160] if str(err) else ""
+        return src, [f"quantization pre-processing skipped ({type(err).__name__}: {first})"]
+
+
+def layer_names(path: Path) -> list[str]:
+    """The nodes of ``path`` that ORT's static int8 quantizes (op types of its QDQ and QOperator registries), in
+    graph order: what ``keep_float`` can name. Nodes without a name are not listed."""
+    import onnx
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    types = set(QDQRegistry) | set(QLinearOpsRegistry)
+    return [n.name for n in onnx.load(str(path)).graph.node if n.op_type in types and n.name]
+
+
+def quantizable_layers(src: Path, folder: Path) -> list[str]:
+    """The layers ``keep_float`` can name for the model at ``src``: those of its pre-processed form."""
+    pre, _ = _preprocess(Path(src), Path(folder))
+    return layer_names(pre)
+
+
+def _float_nodes(model) -> list[str]:
+    """Names of the nodes left in float: not a quantized op, and no constant input fed through DequantizeLinear."""
+    consts = {t.name for t in model.graph.initializer}
+    deq_const = {o for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in consts
+                 for o in n.output}
+    return [n.name for n in model.graph.node if n.op_type not in QUANT_OPS and not n.op_type.startswith("QLinear")
+            and n.op_type not in ("QGemm", "QAttention") and not any(i in deq_const for i in n.input)]
+
+
+def _s8_activations(model) -> int:
+    """QuantizeLinear nodes on activations whose zero point is int8."""
+    from onnx import TensorProto
+
+    int8 = {t.name for t in model.graph.initializer if t.data_type == TensorProto.INT8}
+    return sum(1 for n in model.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2
+               and n.input[2] in int8)
 
 
 def _graph_inputs(model) -> list[str]:

@@ -71,10 +71,12 @@ def for_model(calibration: list[dict], model_path: Path, source_names: list[str]
         return [align_inputs(m, c, source_names) for c in calibration]
 
 
-def compress(art, options, out: Path, source_names: list[str]):
+def compress(art, options, out: Path, source_names: list[str], ref=None):
     """Apply the compression ``options`` ask for to a converted target with the registered passes
     (edgekit.converters.compress_base): requires, run, ensures (an effect, and files written only under ``out``).
-    TFLite is quantized inside its converter: its passes' ``ensures`` are checked again on the produced file."""
+    TFLite is quantized inside its converter: its passes' ``ensures`` are checked again on the produced file.
+    With ``max_accuracy_drop`` or a ``keep_float`` count, the layers are ranked by sensitivity on ``ref``'s
+    evaluation data and the most sensitive kept float (``repair``); ``art.repair`` then says what was kept."""
     from dataclasses import replace
 
     from edgekit.converters.compress_base import compress_options, select
@@ -92,10 +94,36 @@ def compress(art, options, out: Path, source_names: list[str]):
     check_data(passes, copts)
     if copts.calibration and any(p.needs_calibration for p in passes):
         copts = replace(copts, calibration=for_model(copts.calibration, art.path, source_names))
+    if _wants_repair(copts):
+        from .compression_repair import repair
+
+        copts = repair(art, options, copts, passes, out, ref)
     path, notes = run_passes(art.format, art.path, _with_float(options, copts), out)
     art.path, art.precision = path, options.precision
     art.notes = [*art.notes, *notes]
     return art
+
+
+def apply_knobs(options, knobs: dict, max_accuracy_drop: float | None) -> None:
+    """Put convert()'s static int8 knobs and accuracy budget on ``options.compress`` (refused, by name, later
+    where a target cannot honour them; an unknown keyword is a TypeError as for any function)."""
+    from dataclasses import fields, replace
+
+    from edgekit.converters.compress_base import MODIFIERS, CompressOptions
+
+    allowed = {f.name for f in fields(CompressOptions)} & (set(MODIFIERS) - {"per_channel", "int8_io"})
+    unknown = sorted(set(knobs) - allowed)
+    if unknown:
+        raise TypeError(f"convert() got unexpected keyword argument(s) {', '.join(unknown)}")
+    asked = {k: v for k, v in knobs.items() if v is not None and v != MODIFIERS[k]}
+    if max_accuracy_drop is not None:
+        asked["max_accuracy_drop"] = max_accuracy_drop
+    if asked:
+        options.compress = replace(options.compress, **asked) if options.compress else CompressOptions(**asked)
+
+
+def _wants_repair(copts) -> bool:
+    return copts.max_accuracy_drop is not None or isinstance(copts.keep_float, int) and copts.keep_float > 0
 
 
 def check_compression(targets, options, *, source=None) -> dict:

@@ -42,6 +42,7 @@ class TargetResult:
     warnings: list[str] = field(default_factory=list)  # the check ran but could not show a fault
     inputs: list[str] = field(default_factory=list)  # the target's input names, in the source's order
     files: list[str] = field(default_factory=list)  # every entry written to the output folder
+    repair: dict | None = None  # max_accuracy_drop / keep_float: layers kept float, their sensitivity, the trials
 
     def to_dict(self) -> dict:
         return {"target": self.target, "path": str(self.path) if self.path else None, "route": self.route,
@@ -51,7 +52,8 @@ class TargetResult:
                 "fp32_size_bytes": self.fp32_size_bytes,
                 "size_ratio_fp32": (self.size_bytes / self.fp32_size_bytes
                                     if self.size_bytes and self.fp32_size_bytes else None),
-                "speed": self.speed, "warnings": self.warnings, "inputs": self.inputs, "files": self.files}
+                "speed": self.speed, "warnings": self.warnings, "inputs": self.inputs, "files": self.files,
+                **({"repair": self.repair} if self.repair is not None else {})}
 
 
 @dataclass
@@ -117,7 +119,8 @@ def convert(model, targets=None, *, precision: str = "fp32", input_shapes: dict 
             example_inputs=None, verbose: bool = False, calibration=None, calibration_samples: int | None = None,
             per_channel: bool = True, int8_io: bool = False, palettize_bits: int | None = None,
             prune_sparsity: float | None = None, weights_only_bits: int | None = None, check_speed: bool = False,
-            progress: Callable[[str], None] | None = None, recipe: str | os.PathLike | None = None) -> ConvertReport:
+            progress: Callable[[str], None] | None = None, recipe: str | os.PathLike | None = None,
+            max_accuracy_drop: float | None = None, **knobs) -> ConvertReport:
     """Convert ``model`` (a path, a keras.Model, or a torch.nn.Module with ``example_inputs``) to each target.
 
     Steps: prepare the source -> run the reference -> per target: plan, run the route, compress, check, place
@@ -127,6 +130,11 @@ def convert(model, targets=None, *, precision: str = "fp32", input_shapes: dict 
     Compression (``precision`` int8 / int8-dynamic, ``palettize_bits``, ``prune_sparsity``, ``weights_only_bits``)
     is judged on task level (top-1 agreement) on the sample or calibration data, against the fp32 source;
     ``calibration`` is a data path, dict, iterable, or "random" (with a warning in the manifest).
+    ``max_accuracy_drop`` (top-1 points vs the fp32 source) replaces the int8 profile's agreement limit; where it
+    is missed, the layers most sensitive to int8 are kept float until it holds (a result says which, or "not met"
+    with the best found). ``knobs``: the static int8 options of CompressOptions (calibrate_method,
+    activation_type, quant_format, keep_float, preset, smooth_quant), refused by name where a target cannot
+    honour them.
     ``recipe``: a file written by `edgekit tune` (TuneResult.write_recipe); its target and options replace
     ``targets`` and the compression keywords, and its calibration samples are used unless ``calibration`` is given.
 
@@ -137,7 +145,7 @@ def convert(model, targets=None, *, precision: str = "fp32", input_shapes: dict 
 
     from ._outputs import owned_names, work_folder
 
-    from .compression import check_compression
+    from .compression import apply_knobs, check_compression
 
     if recipe is not None:  # a tuned configuration: the recipe's target and options, then a plain convert
         from .tuning.recipe import replay
@@ -156,6 +164,7 @@ def convert(model, targets=None, *, precision: str = "fp32", input_shapes: dict 
     options = ConvertOptions(precision=precision, input_shapes=shapes, verbose=verbose, per_channel=per_channel,
                              int8_io=int8_io, palettize_bits=palettize_bits, prune_sparsity=prune_sparsity,
                              weights_only_bits=weights_only_bits)
+    apply_knobs(options, knobs, max_accuracy_drop)
     check_compression(names, options)  # an option a target cannot honour: an error before any work
     if precision == "int8" and calibration is None:
         raise InputError("static int8 needs calibration data", "pass --calibration DATA (same formats as validate "
@@ -243,7 +252,9 @@ def _target(name, src: _Source, ref: _Reference, options, out, work, protected, 
 
             res.fp32_size_bytes = _size(fp32_path)
             with _quiet_tool(work / name / "compress.log"), working_in(work / name):
-                art = compress(art, options, stage, ref.names)
+                art = compress(art, options, stage, ref.names, ref=ref)
+            rep = getattr(art, "repair", None)
+            res.repair = rep.to_dict() if rep is not None else None
         res.notes = list(dict.fromkeys(ref.notes + res.notes + art.notes))
         res.size_bytes = _size(art.path)
         _check(res, art, src, ref, options, verify)
@@ -308,7 +319,8 @@ def _check(res: TargetResult, art, src: _Source, ref: _Reference, options, verif
         res.status = "unverified"
         res.notes.append("Core ML predicts only on macOS: parity not checked here")
     elif options.compressing:  # task level, on many samples, against the fp32 source
-        _gate(res, art.path, ref, ref.gate_sample, ref.gate_outputs, options.precision, summary=True)
+        _gate(res, art.path, ref, ref.gate_sample, ref.gate_outputs, options.precision, summary=True,
+              budget=options.compress.max_accuracy_drop, repaired=getattr(art, "repair", None))
         res.warnings += ref.gate_warnings
     else:
         _gate(res, art.path, ref, ref.sample, ref.outputs, options.precision)
@@ -316,7 +328,7 @@ def _check(res: TargetResult, art, src: _Source, ref: _Reference, options, verif
 
 
 def _gate(res: TargetResult, path: Path, ref: _Reference, sample: dict, expected: dict, asked: str,
-          summary: bool = False) -> None:
+          summary: bool = False, budget: float | None = None, repaired=None) -> None:
     """Run the converted model on ``sample`` (in chunks where its batch is fixed) and judge it against the
     source's outputs with the one compare function `edgekit validate` uses (edgekit.checks.verdict), under the
     profile of the lower of the asked precision and what the file holds."""
@@ -331,7 +343,13 @@ def _gate(res: TargetResult, path: Path, ref: _Reference, sample: dict, expected
         got = predict_samples(cand, feeds)
         res.inputs = _source_order(cand, ref.names)
         precision = lowest(asked, cand.precision)
-    j, errors = compare_outputs(expected, got, precision, _device_class())
+    if budget is None:
+        j, errors = compare_outputs(expected, got, precision, _device_class())
+    else:  # the user's top-1 budget replaces the profile's agreement limit (compression_repair.judge_budget)
+        from .compression_repair import judge_budget, task_of
+
+        j, errors = compare_outputs(expected, got, precision, _device_class(), task=task_of(expected))
+        judge_budget(j, budget, repaired)
     res.notes += j.notes
     done = [e for e in errors.values() if e.get("max_abs") is not None]
     res.parity = {"max_abs": max((e["max_abs"] for e in done), default=None),
