@@ -50,9 +50,9 @@ def tune_cmd(
     Exit codes: 0 a feasible trial was found; 1 the search ran but no trial met the budget; 2 a user error;
     3 every trial failed (none could be converted or run); 130 Ctrl-C (finished trials are kept in the storage:
     run the same command again to resume)."""
-    import edgekit
     from edgekit.cli._files import check_output, refuse_overwrite
     from edgekit.conversion import parse_targets
+    from edgekit.tuning import tune
 
     opts = _parse(sampler, objective or ["latency"], space, storage)
     names = parse_targets(targets)
@@ -74,12 +74,11 @@ def tune_cmd(
         err.print(_progress_line(t))
 
     try:
-        result = edgekit.tune(model, data, targets=tuple(names), calibration=calibration,
-                              max_accuracy_drop=max_accuracy_drop, max_latency_ms=max_latency_ms,
-                              max_size_mb=max_size_mb, objectives=opts["objectives"], sampler=opts["sampler"],
-                              trials=trials, timeout=timeout, folds=folds, storage=opts["storage"], study=study,
-                              output_dir=output_dir, seed=seed, trust_code=trust_code, space=opts["space"],
-                              progress=progress)
+        result = tune(model, data, targets=tuple(names), calibration=calibration,
+                      max_accuracy_drop=max_accuracy_drop, max_latency_ms=max_latency_ms, max_size_mb=max_size_mb,
+                      objectives=opts["objectives"], sampler=opts["sampler"], trials=trials, timeout=timeout,
+                      folds=folds, storage=opts["storage"], study=study, output_dir=output_dir, seed=seed,
+                      trust_code=trust_code, space=opts["space"], progress=progress)
     except KeyboardInterrupt:
         _interrupted(err, done, opts["storage"] or f"sqlite:///{output_dir}/tune.db", study)
         raise typer.Exit(INTERRUPTED) from None

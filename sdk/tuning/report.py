@@ -45,7 +45,10 @@ def fmt_drop(t) -> str:
 
 
 def fmt_params(params: dict) -> str:
-    return " ".join(f"{k}={v}" for k, v in sorted((params or {}).items()) if k != "target")
+    """The knobs without the target (its own column) and without the owner's prefix (the target names the runtime):
+    'graph_optimization_level=all precision=int8 threads=2'."""
+    items = sorted((k.rsplit(".", 1)[-1], v) for k, v in (params or {}).items() if k != "target")
+    return " ".join(f"{k}={v}" for k, v in items)
 
 
 def _state(t) -> str:
