@@ -283,9 +283,9 @@ class CompressionPass:
         """Notes on the whole compression, from the last pass (sizes, a raised minimum OS)."""
         return []
 
-    def layers(self, src: Path, scratch: Path) -> list[str]:
-        """The layers ``keep_float`` can name in the model at ``src`` (passes that honour it); ``scratch`` is a
-        folder for temporary files."""
+    def layers(self, src: Path, options: CompressOptions, scratch: Path) -> list[str]:
+        """The layers ``keep_float`` can name in the model at ``src`` (passes that honour it), in graph order;
+        ``scratch`` is a folder for temporary files."""
         raise NotImplementedError
 
 

@@ -138,7 +138,7 @@ class OnnxStaticInt8(_OnnxPass):
     def what(self, options) -> str:
         return "static int8 quantization"
 
-    def layers(self, src, scratch) -> list[str]:
+    def layers(self, src, options, scratch) -> list[str]:
         return quantizable_layers(src, Path(tempfile.mkdtemp(dir=scratch)))
 
     def run(self, src, options, out):

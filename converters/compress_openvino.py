@@ -20,8 +20,20 @@ from edgekit._offline import vendor_telemetry_off
 from edgekit.errors import ConversionError
 from edgekit.formats import Format
 
+from edgekit.space import Knob
+
 from .base import fail
-from .compress_base import INT4_WEIGHTS, INT8, INT8_WEIGHTS, CompressionPass, compress_options, refusal, register
+from .compress_base import (
+    INT4_WEIGHTS,
+    INT8,
+    INT8_WEIGHTS,
+    KEEP_FLOAT_KNOB,
+    PER_CHANNEL_KNOB,
+    CompressionPass,
+    compress_options,
+    refusal,
+    register,
+)
 
 TARGET = "openvino"
 _LOW_BIT_WEIGHTS = {"u8", "i8", "u4", "i4"}
@@ -34,6 +46,17 @@ refusal(Format.OPENVINO_IR, "prune_sparsity", "the CPU plugin gains nothing from
         "drop --prune (prune_sparsity) for openvino")
 refusal(Format.OPENVINO_IR, "per_channel", "NNCF weight compression is per channel (int8) or per group (4-bit); "
         "only static int8 has a per-tensor choice", "drop --per-tensor for openvino, or use --precision int8")
+
+
+_STATIC = {"precision": ("int8",)}
+KNOBS = (
+    Knob("openvino.preset", ("performance", "mixed"), targets=("openvino",), when=_STATIC, owner=__name__,
+         help="NNCF preset: symmetric (performance) or asymmetric (mixed) activations (preset)"),
+    Knob("openvino.smooth_quant", (False, True), targets=("openvino",), when=_STATIC, owner=__name__,
+         help="NNCF SmoothQuant with the transformer model type (smooth_quant)"),
+    PER_CHANNEL_KNOB,
+    KEEP_FLOAT_KNOB,
+)
 
 
 def compress_openvino(xml_path: Path, options, out: Path) -> tuple[Path, list[str]]:
@@ -64,6 +87,7 @@ class _OpenVINOPass(CompressionPass):
 
         model = ov.Core().read_model(str(path))
         return {"FakeQuantize": _count_ops(model, "FakeQuantize"), "low_bit": _low_bit_constants(model),
+                "fq_fed": _fq_fed(model),
                 "low_bit_4": _low_bit_constants(model, {"u4", "i4"}),
                 "bytes": Path(path).with_suffix(".bin").stat().st_size}
 
@@ -97,20 +121,46 @@ class _OpenVINOPass(CompressionPass):
 @register
 class OpenVINOStaticInt8(_OpenVINOPass):
     technique = INT8
-    summary = "static int8 (NNCF quantize, PERFORMANCE preset): FakeQuantize on activations and weights"
-    honours = frozenset({"per_channel"})
+    summary = ("static int8 (NNCF quantize): FakeQuantize on activations and weights, PERFORMANCE or MIXED preset, "
+               "optional SmoothQuant; named layers kept float (ignored_scope)")
+    honours = frozenset({"per_channel", "preset", "smooth_quant", "keep_float"})
     needs_calibration = runs_model = True
 
     def compress(self, model, options, notes):
-        model = _quantize_static(model, options.calibration, options.per_channel, notes)
+        from .compress_repair import named_layers
+
+        keep = named_layers(options)
+        model = _quantize_static(model, options, keep, notes)
         notes.append(f"static int8: {_count_ops(model, 'FakeQuantize')} FakeQuantize ops, calibrated on "
-                     f"{len(options.calibration)} samples")
+                     f"{len(options.calibration)} samples, preset {options.preset or 'performance'}"
+                     + (", SmoothQuant" if options.smooth_quant else "")
+                     + (f"; kept float: {', '.join(keep)}" if keep else ""))
         return model
+
+    def layers(self, src, options, scratch) -> list[str]:
+        """The operations NNCF quantizes the inputs of (those fed by a FakeQuantize after a full quantization on a
+        few samples), in graph order: what ``keep_float`` (ignored_scope) can name."""
+        from dataclasses import replace
+
+        with vendor_telemetry_off():
+            import openvino as ov
+
+        model = ov.Core().read_model(str(src))
+        few = replace(options, keep_float=0, calibration=list(options.calibration[:16]))
+        try:
+            fed = set(_fq_fed(_quantize_static(model, few, (), [])))
+        except Exception as e:  # noqa: BLE001 - as in run: NNCF raises many types
+            raise fail(f"{TARGET}: compression with NNCF failed", e) from e
+        return [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_friendly_name() in fed]
 
     def ensures(self, before, after, options) -> None:
         if after["FakeQuantize"] <= before["FakeQuantize"]:
             raise ConversionError(f"{TARGET}: static int8 quantization had no effect (no FakeQuantize ops)",
                                   "the model may have no quantizable layers (Convolution, MatMul)")
+        lost = [k for k in (options.keep_float or ()) if k in after["fq_fed"]]
+        if isinstance(options.keep_float, tuple) and lost:
+            raise ConversionError(f"{TARGET}: keep_float had no effect on {', '.join(lost[:3])}: quantized anyway",
+                                  "this is an edgekit bug in the OpenVINO pass; please report it")
 
 
 class _OpenVINOWeights(_OpenVINOPass):
@@ -157,7 +207,7 @@ def _quiet():
         logger.setLevel(level)
 
 
-def _quantize_static(model, calibration, per_channel: bool, notes: list[str]):
+def _quantize_static(model, options, keep: tuple[str, ...], notes: list[str]):
     with _quiet(), vendor_telemetry_off():  # NNCF sends usage telemetry otherwise
         import nncf
         from nncf.quantization.advanced_parameters import (
@@ -166,12 +216,17 @@ def _quantize_static(model, calibration, per_channel: bool, notes: list[str]):
         )
 
         advanced = None
-        if not per_channel:
+        if not options.per_channel:
             advanced = AdvancedQuantizationParameters(
                 weights_quantization_params=QuantizationParameters(per_channel=False))
             notes.append("per-tensor weight quantization")
-        return nncf.quantize(model, nncf.Dataset(list(calibration)), preset=nncf.QuantizationPreset.PERFORMANCE,
-                             subset_size=len(calibration), advanced_parameters=advanced)
+        preset = nncf.QuantizationPreset.MIXED if options.preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE
+        kw = {"model_type": nncf.ModelType.TRANSFORMER} if options.smooth_quant else {}
+        if keep:
+            kw["ignored_scope"] = nncf.IgnoredScope(names=list(keep))
+        calibration = options.calibration
+        return nncf.quantize(model, nncf.Dataset(list(calibration)), preset=preset, subset_size=len(calibration),
+                             advanced_parameters=advanced, **kw)
 
 
 def _compress_weights(model, bits: int, notes: list[str]):
@@ -197,6 +252,13 @@ def _compress_weights(model, bits: int, notes: list[str]):
         notes.append(f"int4 symmetric (group size 128, smaller where needed): {n4} 4-bit weights"
                      + (f", {n8} kept in int8 (channels too few to group)" if n8 else ""))
         return model
+
+
+def _fq_fed(model) -> list[str]:
+    """Names of the operations that read a FakeQuantize output (the quantized layers)."""
+    return sorted({t.get_node().get_friendly_name() for op in model.get_ops()
+                   if op.get_type_name() == "FakeQuantize" for t in op.output(0).get_target_inputs()
+                   if t.get_node().get_type_name() != "FakeQuantize"})
 
 
 def _count_ops(model, type_name: str) -> int:

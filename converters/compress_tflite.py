@@ -24,6 +24,15 @@ refusal(Format.TFLITE, "int8_io", "it needs --precision int8 (full-integer quant
         "add --precision int8 with --calibration DATA, or drop --int8-io")
 refusal(Format.TFLITE, "per_channel", "the TFLite converter has no per-tensor weight option",
         "drop --per-tensor for tflite")
+refusal(Format.TFLITE, "keep_float", "edgekit's TFLite edge has no selective quantization yet (the quantization "
+        "debugger's denylists)", "drop --keep-float for tflite (--max-accuracy-drop is still judged), or target "
+        "onnx/openvino")
+for _knob in ("calibrate_method", "activation_type", "quant_format"):
+    refusal(Format.TFLITE, _knob, "the TFLite converter calibrates int8 activations its own way",
+            f"drop --{_knob.replace('_', '-')} for tflite, or use it for onnx")
+for _knob in ("preset", "smooth_quant"):
+    refusal(Format.TFLITE, _knob, "it is an NNCF (OpenVINO) option", "use it for openvino only")
+KNOBS = ()  # TFLite's full-integer quantization has no option edgekit can tune yet
 
 
 class _TFLitePass(CompressionPass):

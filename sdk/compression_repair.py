@@ -42,7 +42,7 @@ def repair(art, options, copts, passes, out: Path, ref):
         if count or budget is not None:
             first = None if count else trial(fixed)
             if count or first.drop is None or first.drop > budget:
-                layers = [x for x in p.layers(art.path, scratch) if x not in fixed]
+                layers = [x for x in p.layers(art.path, copts, scratch) if x not in fixed]
                 ranking = rank(layers, trial)
             if count:
                 fixed = tuple(n for n, _ in ranking[:count])
