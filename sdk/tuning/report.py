@@ -47,7 +47,10 @@ def fmt_drop(t) -> str:
 def fmt_params(params: dict) -> str:
     """The knobs without the target (its own column) and without the owner's prefix (the target names the runtime):
     'graph_optimization_level=all precision=int8 threads=2'."""
-    items = sorted((k.rsplit(".", 1)[-1], v) for k, v in (params or {}).items() if k != "target")
+    flat = {}
+    for k, v in (params or {}).items():  # build=fn's own hyperparameters come as one dict: shown as knobs
+        flat.update(v if isinstance(v, dict) else {k: v})
+    items = sorted((k.rsplit(".", 1)[-1], v) for k, v in flat.items() if k != "target")
     return " ".join(f"{k}={v}" for k, v in items)
 
 
