@@ -32,19 +32,24 @@ def deployment_target(ct, options: ConvertOptions):
     return ct.target.iOS18 if options.weights_only_bits == 4 or joint else None
 
 
-def save(ct, make, src: Artifact, options: ConvertOptions, out: Path, out_names: list[str] | None) -> Artifact:
+def save(ct, make, src: Artifact, options: ConvertOptions, out: Path, out_names: list[str] | None,
+         in_names: list[str] | None = None) -> Artifact:
+    """Convert (``make()``), give the outputs (and inputs, when given) these names, in order, and save."""
     try:
         mlmodel = make()
     except Exception as e:  # coremltools raises NotImplementedError naming the op, ValueError, ...
         raise fail("coremltools failed", e, _failing_op(e)) from e
-    if out_names:
-        spec = mlmodel.get_spec()
-        current = [o.name for o in spec.description.output]
-        if len(current) == len(out_names):
-            for old, new in zip(current, out_names):
+    spec = mlmodel.get_spec()
+    renamed = False
+    for names, features in ((out_names, spec.description.output), (in_names, spec.description.input)):
+        current = [f.name for f in features]
+        if names and len(current) == len(names):
+            for old, new in zip(current, names):
                 if old != new:
                     ct.utils.rename_feature(spec, old, new)
-            mlmodel = ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir, skip_model_load=True)
+                    renamed = True
+    if renamed:
+        mlmodel = ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir, skip_model_load=True)
     path = out / f"{src.path.stem}.mlpackage"
     mlmodel.save(str(path))
     notes = []

@@ -19,7 +19,7 @@ from .base import REGISTRY, Edge
 EDGE_MODULES = (
     "keras_to_tflite", "keras_to_openvino", "keras_to_onnx", "keras_to_coreml",
     "torch_to_onnx", "torch_to_openvino", "torch_to_coreml", "torchscript_to_onnx",
-    "onnx_to_openvino", "onnx_to_savedmodel",
+    "onnx_to_openvino", "onnx_to_savedmodel", "onnx_to_coreml",
     "tflite_to_openvino", "tflite_to_onnx",
 )
 

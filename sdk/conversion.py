@@ -318,6 +318,7 @@ def _check(res: TargetResult, art, src: _Source, ref: _Reference, options, verif
     elif art.format is Format.COREML and platform.system() != "Darwin":
         res.status = "unverified"
         res.notes.append("Core ML predicts only on macOS: parity not checked here")
+        _coreml_static(res, art.path, ref)
     elif options.compressing:  # task level, on many samples, against the fp32 source
         _gate(res, art.path, ref, ref.gate_sample, ref.gate_outputs, options.precision, summary=True,
               budget=options.compress.max_accuracy_drop, repaired=getattr(art, "repair", None))
@@ -325,6 +326,20 @@ def _check(res: TargetResult, art, src: _Source, ref: _Reference, options, verif
     else:
         _gate(res, art.path, ref, ref.sample, ref.outputs, options.precision)
         res.warnings += ref.warnings
+
+
+def _coreml_static(res: TargetResult, path: Path, ref: _Reference) -> None:
+    """Off macOS: Core ML's I/O against the source's and its MIL ops against its deployment target (no
+    prediction: the status stays unverified unless a check finds a mismatch, which fails the target)."""
+    if ref.sample is None:
+        return
+    from edgekit.runtimes.coreml import static_checks
+
+    summary, problems = static_checks(path, ref.sample, ref.outputs, ref.names)
+    res.notes.append(summary)
+    if problems:
+        res.status, res.error = "fail", "Core ML static checks: " + "; ".join(problems)
+        res.parity = {"max_abs": None, "mean_abs": None, "cosine": None, "static_checks": problems}
 
 
 def _gate(res: TargetResult, path: Path, ref: _Reference, sample: dict, expected: dict, asked: str,
