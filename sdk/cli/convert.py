@@ -23,6 +23,17 @@ def convert_cmd(
     palettize: int = typer.Option(None, "--palettize", help="Palettize weights to BITS (Core ML)."),
     prune: float = typer.Option(None, "--prune", min=0.0, max=0.99, help="Prune weights to SPARSITY (Core ML)."),
     weights_only_bits: int = typer.Option(None, "--weights-only-bits", help="Weight-only quantization: 8 or 4."),
+    max_accuracy_drop: float = typer.Option(None, "--max-accuracy-drop", help="Top-1 points a compressed target may "
+                                            "lose against the fp32 source; where static int8 misses it, the layers "
+                                            "most sensitive to int8 stay float (onnx, openvino) until it holds."),
+    keep_float: str = typer.Option(None, "--keep-float", help="Static int8: keep the N most sensitive layers in "
+                                   "float, or the layers NAME,NAME."),
+    calibrate_method: str = typer.Option(None, "--calibrate-method", help="Static int8 ranges (onnx): minmax, "
+                                         "entropy or percentile."),
+    activation_type: str = typer.Option(None, "--activation-type", help="Static int8 activations (onnx): u8 or s8."),
+    quant_format: str = typer.Option(None, "--quant-format", help="Static int8 graph (onnx): qdq or qoperator."),
+    preset: str = typer.Option(None, "--preset", help="NNCF preset (openvino): performance or mixed."),
+    smooth_quant: bool = typer.Option(False, "--smooth-quant", help="NNCF SmoothQuant for transformers (openvino)."),
     check_speed: bool = typer.Option(False, "--check-speed", help="Benchmark each compressed target against its "
                                      "fp32 counterpart and flag one that is not faster."),
     input_shape: list[str] = typer.Option(None, "--input-shape", help="Fix an input's shape: NAME=1,3,224,224 "
@@ -63,6 +74,9 @@ def convert_cmd(
                      calibration=calibration, calibration_samples=calibration_samples, per_channel=per_channel,
                      int8_io=int8_io, palettize_bits=palettize, prune_sparsity=prune,
                      weights_only_bits=weights_only_bits, check_speed=check_speed,
+                     max_accuracy_drop=max_accuracy_drop, keep_float=keep_float, calibrate_method=calibrate_method,
+                     activation_type=activation_type, quant_format=quant_format, preset=preset,
+                     smooth_quant=smooth_quant,
                      progress=lambda msg: err.print(f"[dim]>[/] {msg}"))
     if STATE["debug"]:
         for t in report.targets:
