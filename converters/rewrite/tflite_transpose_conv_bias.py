@@ -95,13 +95,11 @@ def _operands(model, g, op, what: str):
         if tm.CODE_DTYPES.get(t.type) != "float32":
             raise ConversionError(f"{what}: the {role} is {tm.CODE_DTYPES.get(t.type, t.type)}; MediaPipe's "
                                   "operator (and this rewrite) is float32 only", _HINT)
-    if tm.constant(model, w) is None or tm.constant(model, b) is None:
-        raise ConversionError(f"{what}: the weights and bias must be constants", _HINT)
-    for t, role in ((x, "input"), (y, "output")):
-        sig = t.shapeSignature if t.shapeSignature is not None else t.shape
-        if t.shape is None or len(t.shape) != 4 or any(int(d) < 1 for d in (*t.shape, *sig)):
-            raise ConversionError(f"{what}: the {role} shape {_shape(t)} is not a static NHWC shape", _HINT)
-    if len(w.shape) != 4 or list(b.shape) != [w.shape[0]] or w.shape[3] != x.shape[3] or w.shape[0] != y.shape[3]:
+    for t, role, rank in ((x, "input", 4), (y, "output", 4), (w, "weights", 4), (b, "bias", 1)):
+        sig = t.shapeSignature if t.shapeSignature is not None else t.shape  # weights: constant or DEQUANTIZE'd
+        if t.shape is None or len(t.shape) != rank or any(int(d) < 1 for d in (*t.shape, *sig)):
+            raise ConversionError(f"{what}: the {role} shape {_shape(t)} is not a static {rank}-D shape", _HINT)
+    if list(b.shape) != [w.shape[0]] or w.shape[3] != x.shape[3] or w.shape[0] != y.shape[3]:
         raise ConversionError(f"{what}: shapes do not fit (input {_shape(x)}, weights {_shape(w)}, bias "
                               f"{_shape(b)}, output {_shape(y)})", _HINT)
     return x, w, b, y

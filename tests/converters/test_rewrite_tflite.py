@@ -66,6 +66,13 @@ def models(tmp_path_factory):
     files["builtin"].write_bytes(tf.lite.TFLiteConverter.from_keras_model(m).convert())
     files["mediapipe"] = d / "mediapipe.tflite"
     files["mediapipe"].write_bytes(to_mediapipe(files["builtin"].read_bytes()))
+    # MediaPipe ships fp16 weights (DEQUANTIZE before the custom op); an odd input size, where MediaPipe's CPU
+    # kernel would compute a smaller output than the file declares (and LiteRT's XNNPACK produces)
+    i = keras.Input((5, 5, 3), batch_size=1, name="x")
+    c = tf.lite.TFLiteConverter.from_keras_model(keras.Model(i, up2(keras.layers.LeakyReLU(0.1)(up(i)))))
+    c.optimizations, c.target_spec.supported_types = [tf.lite.Optimize.DEFAULT], [tf.float16]
+    files["mediapipe_f16"] = d / "mediapipe_f16.tflite"
+    files["mediapipe_f16"].write_bytes(to_mediapipe(c.convert()))
     files["vendor"] = d / "vendor.tflite"  # a custom op edgekit has no pass for
     files["vendor"].write_bytes(to_mediapipe(files["builtin"].read_bytes(), "MyVendorDeconv"))
     # sparse weights: a random-sparse conv (DENSIFY) and a 1x4 block-sparse dense (read directly)
@@ -139,15 +146,19 @@ def test_no_pass_applies_returns_the_file_untouched(models, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_transpose_conv_bias_pass(models, tmp_path):
-    path, notes = rewrite_tflite(models["mediapipe"], tmp_path)
-    assert notes == ["rewrote 2 Convolution2DTransposeBias -> TRANSPOSE_CONV (with bias) before converting"]
+@pytest.mark.parametrize("name", ["mediapipe", "mediapipe_f16"])
+def test_transpose_conv_bias_pass(models, name, tmp_path):
+    path, notes = rewrite_tflite(models[name], tmp_path)
+    assert notes[0] == "rewrote 2 Convolution2DTransposeBias -> TRANSPOSE_CONV (with bias) before converting"
     info = read_tflite(path.read_bytes())
-    assert info.op_histogram() == {"TRANSPOSE_CONV": 2, "LEAKY_RELU": 1}
+    ops = {"TRANSPOSE_CONV": 2, "LEAKY_RELU": 1, **({"DEQUANTIZE": 4} if name.endswith("f16") else {})}
+    assert info.op_histogram() == ops
     assert info.vouched  # edgekit's strict reader checks every operand of the rewritten file
-    assert info.signature_defs == read_tflite(models["mediapipe"].read_bytes()).signature_defs
-    x = sample(models["mediapipe"])
-    ref = run_litert(models["mediapipe"], x)
+    assert info.signature_defs == read_tflite(models[name].read_bytes()).signature_defs
+    if name.endswith("f16"):  # 5x5 -> 10x10 as declared; MediaPipe's CPU kernel would give 9x9: said
+        assert len(notes) == 2 and "[1, 10, 10, 4]" in notes[1] and "[1, 9, 9, 4]" in notes[1]
+    x = sample(models[name])
+    ref = run_litert(models[name], x)
     assert np.max(np.abs(run_litert(path, x) - ref)) <= 1e-6 and np.std(ref) > 0.1
 
 
@@ -170,7 +181,7 @@ def test_densify_pass_restores_the_keras_weights(models, tmp_path):
     assert np.max(np.abs(run_litert(path, x) - run_litert(models["sparse"], x))) <= 1e-5
 
 
-@pytest.mark.parametrize("name", ["mediapipe", "sparse"])
+@pytest.mark.parametrize("name", ["mediapipe", "mediapipe_f16", "sparse"])
 def test_convert_to_onnx_and_openvino(models, name, tmp_path):
     rep = convert(models[name], ["onnx", "openvino"], output_dir=tmp_path)
     for t in ("onnx", "openvino"):
