@@ -12,7 +12,7 @@ from edgekit.cli._common import STATE, command, console, human_size, print_json
 @command
 def convert_cmd(
     model: Path = typer.Argument(..., help="Source model: .keras, .h5, SavedModel folder, .pt2, .onnx, .tflite ..."),
-    to: str = typer.Option(..., "--to", help="Targets, comma-separated: tflite,coreml,openvino,onnx."),
+    to: str = typer.Option(None, "--to", help="Targets, comma-separated: tflite,coreml,openvino,onnx."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, fp16, int8 (static, needs --calibration) or "
                                   "int8-dynamic."),
     calibration: str = typer.Option(None, "--calibration", help="Calibration data (.npz/.npy/image folder), or "
@@ -46,6 +46,8 @@ def convert_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
     trust_code: bool = typer.Option(False, "--trust-code", help="Allow source formats whose loading can run code."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Skip the parity check (targets are 'unverified')."),
+    recipe: Path = typer.Option(None, "--recipe", help="Replay a recipe written by `edgekit tune`: its target, "
+                                "precision and calibration samples (instead of --to and the compression options)."),
 ):
     """Convert a model to several targets, each along the best installed route, and check each against the source.
 
@@ -58,8 +60,16 @@ def convert_cmd(
     from edgekit.cli._files import check_output
     from edgekit.data import check_array_file
 
-    targets = parse_targets(to)
+    if to is None and recipe is None:
+        from edgekit.errors import InputError
+
+        raise InputError("no target given", "pass --to tflite,onnx,... or --recipe FILE")
+    targets = parse_targets(to) if to is not None else None
     if explain:
+        if targets is None:
+            from edgekit.tuning.recipe import read_recipe
+
+            targets = [read_recipe(recipe)["target"]]
         _explain(model, targets, json_out)
         return
     shapes = parse_input_shapes(input_shape, "--input-shape")
@@ -77,7 +87,7 @@ def convert_cmd(
                      max_accuracy_drop=max_accuracy_drop, keep_float=keep_float, calibrate_method=calibrate_method,
                      activation_type=activation_type, quant_format=quant_format, preset=preset,
                      smooth_quant=smooth_quant,
-                     progress=lambda msg: err.print(f"[dim]>[/] {msg}"))
+                     progress=lambda msg: err.print(f"[dim]>[/] {msg}"), recipe=recipe)
     if STATE["debug"]:
         for t in report.targets:
             if t.traceback:

@@ -78,7 +78,9 @@ def load_study(storage: str, study_name: str):
     """The Optuna study a tune wrote (for reports: optimization history, parameter importances)."""
     import optuna
 
-    return optuna.load_study(study_name=study_name, storage=storage)
+    from .storage import open_storage
+
+    return optuna.load_study(study_name=study_name, storage=open_storage(storage))
 
 
 def study_suffix(*parts) -> str:

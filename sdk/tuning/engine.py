@@ -16,8 +16,9 @@ from .folds import CALIBRATING_ON_EVAL, splits
 from .objective import CALIBRATED, Setup, constraints, open_source, read_all, run_trial, source_from
 from .result import OBJECTIVES, TrialResult, TuneResult, pareto_front, pick_best
 from .space import build_space
+from .storage import open_storage
 
-RESULT, CONSTRAINTS, PARAMS = "edgekit_result", "constraints", "edgekit_params"
+RESULT, PARAMS, SURPLUS = "edgekit_result", "edgekit_params", "edgekit_surplus"
 
 
 class TrialFailed(Exception):
@@ -89,10 +90,8 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------------ study
     def _sampler(self, name: str, n_grid: int):
+        """The sampler; tpe, gp and nsga2 read each trial's constraints (Trial.set_constraint, Optuna 5)."""
         import optuna
-
-        def cons(ft):
-            return ft.user_attrs.get(CONSTRAINTS, [0.0])
 
         s = optuna.samplers
         if name == "grid":
@@ -100,12 +99,10 @@ class Engine:
         if name == "random":
             return s.RandomSampler(seed=self.seed)
         if name == "tpe":
-            return s.TPESampler(seed=self.seed, constraints_func=cons, multivariate=True, group=True,
-                                n_startup_trials=8, warn_independent_sampling=False)
+            return s.TPESampler(seed=self.seed, multivariate=True, group=True, n_startup_trials=8)
         if name == "gp":
-            return s.GPSampler(seed=self.seed, constraints_func=cons, n_startup_trials=8,
-                               warn_independent_sampling=False)
-        return s.NSGAIISampler(seed=self.seed, constraints_func=cons, population_size=8)
+            return s.GPSampler(seed=self.seed, n_startup_trials=8, warn_independent_sampling=False)
+        return s.NSGAIISampler(seed=self.seed, population_size=8)
 
     def run(self, storage: str, name: str, sampler: str, trials, timeout) -> TuneResult:
         import optuna
@@ -115,7 +112,7 @@ class Engine:
         with _warnings.catch_warnings():
             _warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study = optuna.create_study(
-                storage=storage, study_name=name, load_if_exists=True,
+                storage=open_storage(storage), study_name=name, load_if_exists=True,
                 sampler=self._sampler(sampler, len(configs or [])), directions=["maximize" if o == "accuracy" else "minimize" for o in self.objectives])
             done = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
             total = trials if trials is not None else (len(configs) if configs else None if timeout else 30)
@@ -131,13 +128,10 @@ class Engine:
         return self._result(study, storage, name)
 
     def _objective(self, trial, configs):
-        if configs is not None:
-            params = dict(configs[trial.suggest_categorical("config", list(range(len(configs))))])
-        else:
-            params = None
-        src = self.src
+        params = self._grid_point(trial, configs) if configs is not None else None
+        src, hyper = self.src, None
         if self.build is not None:
-            src, params = self._built(trial)
+            src, params, hyper = self._built(trial)
         params = params if params is not None else self.space.suggest(trial)
         trial.set_user_attr(PARAMS, params)
         try:
@@ -145,23 +139,53 @@ class Engine:
         finally:
             if self.build is not None:
                 src.close()
+        if hyper is not None:  # the model's own hyperparameters, as build drew them
+            tr.params["build"] = hyper
         if tr.state != "failed":
-            trial.set_user_attr(CONSTRAINTS, constraints(tr, self.setup))
+            for key, value in constraints(tr, self.setup).items():
+                trial.set_constraint(key, value)
         trial.set_user_attr(RESULT, tr.to_dict())
         if tr.state == "failed":
             raise TrialFailed(tr.reason)
         return [tr.value(o) for o in self.objectives]
 
+    def _grid_point(self, trial, configs) -> dict:
+        """Trial k < N runs grid point k (GridSampler keys its points by the trial number, which the storage
+        hands out once under a study lock: two workers never share one). A later trial (a worker started after
+        the grid was handed out) runs a point whose trial was interrupted before a result, else it is surplus:
+        pruned, marked, and the study stops."""
+        import optuna
+
+        i = trial.suggest_categorical("config", list(range(len(configs))))
+        if trial.number < len(configs):
+            return dict(configs[i])
+        claimed, lost = set(), set()
+        for ft in trial.study.get_trials(deepcopy=False):
+            if ft.number == trial.number or "config" not in ft.params:
+                continue
+            if RESULT in ft.user_attrs or not ft.state.is_finished():
+                claimed.add(ft.user_attrs.get("edgekit_grid_point", ft.params["config"]))
+            elif not ft.user_attrs.get(SURPLUS):
+                lost.add(ft.user_attrs.get("edgekit_grid_point", ft.params["config"]))
+        todo = sorted(lost - claimed)
+        if not todo:
+            trial.set_user_attr(SURPLUS, True)
+            trial.study.stop()
+            raise optuna.TrialPruned("the grid is done")
+        trial.set_user_attr("edgekit_grid_point", todo[0])
+        return dict(configs[todo[0]])
+
     def _built(self, trial):
         """build=fn: the trial's model (its hyperparameters drawn by fn), saved and scored as the source."""
         model = self.build(trial)
+        hyper = dict(trial.params)
         folder = self.out / "build" / f"trial-{trial.number}"
         path, trust = source_from(model, folder, True)
         data = self.data if not self.setup.X else (self.setup.X, self.setup.labels)
         src, X, labels = open_source(path, trust, data)
         if not self.setup.X:
             self._use_data(X, labels, self._calibration_spec)
-        return src, self.space.suggest(trial)
+        return src, self.space.suggest(trial), hyper
 
     def _callback(self, study, frozen) -> None:
         if self.progress is not None and RESULT in frozen.user_attrs:
@@ -173,7 +197,7 @@ class Engine:
         for ft in study.get_trials(deepcopy=False):
             if RESULT in ft.user_attrs:
                 trials.append(TrialResult.from_dict(ft.user_attrs[RESULT]))
-            elif ft.state.is_finished():  # stopped before a result (Ctrl-C inside the trial)
+            elif ft.state.is_finished() and not ft.user_attrs.get(SURPLUS):  # stopped before a result (Ctrl-C)
                 trials.append(TrialResult(ft.number, ft.user_attrs.get(PARAMS, dict(ft.params)), "failed",
                                           reason=f"no result ({ft.state.name.lower()}: interrupted)"))
         return TuneResult(best=pick_best(trials, self.objectives), pareto=pareto_front(trials, self.objectives),

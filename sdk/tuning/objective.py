@@ -99,6 +99,8 @@ def open_source(path: Path, trust: bool, data, labels_hint=None) -> tuple[Source
     try:
         names = [s.name for s in m.inputs]
         X, labels = read_all(open_dataset(data, names, batch=512)) if not isinstance(data, tuple) else data
+        if len(names) == 1 and len(X) == 1 and names[0] not in X:  # one input, one array: whatever its key
+            X = {names[0]: next(iter(X.values()))}
         X = {k: np.asarray(v) for k, v in m.feeds(X).items()}
         scores = np.asarray(next(iter(predict_samples(m, X).values())))
     except BaseException:
@@ -118,21 +120,23 @@ def read_all(ds) -> tuple[dict, np.ndarray | None]:
 
 
 def split_params(params: dict) -> tuple[str, dict, dict, int]:
-    """(target, convert keywords, runtime options, batch) of a trial's parameters."""
+    """(target, convert keywords, runtime options, batch) of a trial's parameters, by the owner of each knob: a
+    runner's knob is a runtime option (``openvino.threads`` -> threads), a converter's or compression pass's a
+    convert keyword (``onnx.calibrate_method`` -> calibrate_method; precision through precision_kwargs)."""
     from edgekit.converters.base import precision_kwargs
 
-    target = params["target"]
-    runtime = RUNTIME_OF[target]
+    from .space import knob_owners
+
+    owners = knob_owners()
     conv = precision_kwargs(params.get("precision", "fp32"))
     rt = {}
     for k, v in params.items():
-        if k.startswith(runtime + "."):
+        owner = owners.get(k, "")
+        if owner.startswith("edgekit.runtimes"):
             rt[k.split(".", 1)[1]] = v
-        elif k.startswith("compress") or (k.count(".") == 1 and k.split(".")[0] in RUNTIME_OF):
-            conv[k.split(".", 1)[1]] = v  # a compression pass's knob: onnx.calibrate_method -> calibrate_method
-        elif k not in ("target", "precision", "batch") and "." not in k:
-            conv[k] = v  # a convert keyword declared by its owner (calibration_samples, ...)
-    return target, conv, rt, int(params.get("batch", 1))
+        elif owner.startswith("edgekit.converters") and k != "precision":
+            conv[k.rsplit(".", 1)[-1]] = v
+    return params["target"], conv, rt, int(params.get("batch", 1))
 
 
 def calibration_for(setup: Setup, split: Split, conv: dict) -> dict | None:
@@ -156,8 +160,10 @@ def converted(setup: Setup, src: Source, target: str, conv: dict, cal: dict | No
     try:
         if cal is not None:  # kept with the artifact: a recipe replays with exactly these samples
             np.savez(stage / "calibration.npz", **cal)
-        rep = edgekit.convert(src.path, [target], output_dir=stage / "out", verify=False, trust_code=src.trust,
-                              calibration=cal, input_shapes=src.input_shapes or None, **conv)
+        ranks = bool(conv.get("keep_float"))  # ranks layers on convert's check data: the calibration samples
+        rep = edgekit.convert(src.path, [target], output_dir=stage / "out", verify=ranks, trust_code=src.trust,
+                              calibration=cal, sample=cal if ranks else None, input_shapes=src.input_shapes or None,
+                              **conv)
         res = rep[target]
         if res.status == "fail" or res.path is None:
             raise InputError(f"conversion failed: {res.error}", "see the trial's reason")
@@ -283,13 +289,13 @@ def _fill(tr: TrialResult, setup: Setup, per_fold: list[dict], measured: dict) -
     tr.reason = "; ".join(reasons) or None
 
 
-def constraints(tr: TrialResult, setup: Setup) -> list[float]:
+def constraints(tr: TrialResult, setup: Setup) -> dict[str, float]:
     """Optuna's constraint values (<= 0 feasible): the CI's upper end over the budget, latency and size limits."""
-    out = [tr.drop_ci[1] - setup.budget]
+    out = {"accuracy_drop_ci": tr.drop_ci[1] - setup.budget}
     if setup.max_latency_ms is not None:
-        out.append(tr.latency_ms - setup.max_latency_ms)
+        out["latency_ms"] = tr.latency_ms - setup.max_latency_ms
     if setup.max_size_mb is not None:
-        out.append(tr.size_mb - setup.max_size_mb)
+        out["size_mb"] = tr.size_mb - setup.max_size_mb
     return out
 
 

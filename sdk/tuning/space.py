@@ -95,6 +95,18 @@ def _owners() -> dict[str, Any]:
     return mods
 
 
+def knob_owners() -> dict[str, str]:
+    """Knob name -> the module that declares it (what a trial's value is: a runtime option or a convert keyword)."""
+    global _OWNERS_CACHE
+    if _OWNERS_CACHE is None:
+        _OWNERS_CACHE = {k.name: k.owner or name for name, m in _owners().items() for k in getattr(m, "KNOBS", ())}
+        _OWNERS_CACHE[BATCH.name] = BATCH.owner
+    return _OWNERS_CACHE
+
+
+_OWNERS_CACHE: dict | None = None
+
+
 def build_space(targets, override: dict | None = None, threads: int | None = None) -> Space:
     """The space over ``targets``: every declared knob, restricted by ``override`` (knob name -> choices; "target"
     narrows the targets) and ``threads`` (fixes every runtime's thread count)."""
