@@ -23,6 +23,7 @@ from edgekit.converters.rewrite import tflite_model as tm
 from edgekit.converters.rewrite.tflite import rewrite_tflite
 from edgekit.errors import ConversionError
 from edgekit.formats.tflite_fb import read_tflite
+from edgekit.formats.tflite_io import public_names
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 RNG = np.random.default_rng(0)
@@ -168,6 +169,7 @@ def test_densify_pass_restores_the_keras_weights(models, tmp_path):
                      "before converting (sparse weights stored dense)"]
     info = read_tflite(path.read_bytes())
     assert "DENSIFY" not in info.op_histogram() and info.vouched
+    assert public_names(info) == public_names(read_tflite(models["sparse"].read_bytes()))  # tensors renumbered
     m = tm.read_model(path.read_bytes())
     g = m.subgraphs[0]
     assert not any(t.sparsity for t in g.tensors) and len(m.buffers) < len(tm.read_model(
@@ -191,10 +193,11 @@ def test_convert_to_onnx_and_openvino(models, name, tmp_path):
     assert not list(tmp_path.glob("*.rewritten.tflite"))  # the rewritten copy is the tools', not a target
 
 
-def test_unknown_custom_op_fails_naming_it(models, tmp_path):
+def test_unknown_custom_op_fails_naming_it(models, tmp_path, monkeypatch):
     from edgekit.converters.base import REGISTRY, Artifact
     from edgekit.formats import Format
 
+    monkeypatch.chdir(tmp_path)  # an edge works in its current folder, a private one under convert
     for edge in ("tflite_to_onnx", "tflite_to_openvino"):
         (tmp_path / edge).mkdir()
         with pytest.raises(ConversionError) as e:
