@@ -36,8 +36,8 @@ def run(model) -> list[str]:
                 if src.sparsity is not None:
                     dense = dense_values(model, src, f"subgraph {gi} operator {oi} (DENSIFY) input")
                     if list(dense.shape) != [int(d) for d in dst.shape]:
-                        raise ConversionError(f"subgraph {gi} operator {oi} (DENSIFY): dense shape "
-                                              f"{list(dense.shape)} differs from its output's {list(dst.shape)}", _HINT)
+                        raise _error(f"subgraph {gi} operator {oi} (DENSIFY): dense shape "
+                                     f"{list(dense.shape)} differs from its output's {list(dst.shape)}", _HINT)
                     dst.buffer = tm.add_buffer(model, dense.tobytes())
                     removed += 1
                     continue
@@ -81,15 +81,15 @@ def dense_values(model, t, what: str):
 
     dtype = tm.CODE_DTYPES.get(t.type)
     if dtype is None or not _has_data(model, t):
-        raise ConversionError(f"{what}: a sparse tensor of type {t.type} without constant data", _HINT)
+        raise _error(f"{what}: a sparse tensor of type {t.type} without constant data", _HINT)
     raw = np.asarray(model.buffers[t.buffer].data, dtype=np.uint8).tobytes()
     if len(raw) % np.dtype(dtype).itemsize:
-        raise ConversionError(f"{what}: {len(raw)} bytes of sparse values is not a whole number of {dtype}", _HINT)
+        raise _error(f"{what}: {len(raw)} bytes of sparse values is not a whole number of {dtype}", _HINT)
     values = np.frombuffer(raw, dtype=dtype)
     shape = [int(d) for d in t.shape]
     flat = _positions(t.sparsity, shape, len(values), what)
     if len(np.unique(flat)) != len(flat):
-        raise ConversionError(f"{what}: the sparsity parameters address one dense element twice", _HINT)
+        raise _error(f"{what}: the sparsity parameters address one dense element twice", _HINT)
     dense = np.zeros(int(np.prod(shape)), dtype=dtype)
     dense[flat] = values
     return dense.reshape(shape)
@@ -106,8 +106,8 @@ def _positions(sp, shape: list[int], count: int, what: str):
     n = len(order)
     if (n != rank + len(block_map) or len(dims) != n or sorted(order[:rank]) != list(range(rank))
             or sorted(order[rank:]) != list(range(rank, n)) or any(not 0 <= d < rank for d in block_map)):
-        raise ConversionError(f"{what}: sparsity parameters do not fit its shape {shape} (traversal_order "
-                              f"{order}, block_map {block_map}, {len(dims)} dimensions)", _HINT)
+        raise _error(f"{what}: sparsity parameters do not fit its shape {shape} (traversal_order "
+                     f"{order}, block_map {block_map}, {len(dims)} dimensions)", _HINT)
     block = [int(dims[rank + j].denseSize) for j in range(len(block_map))]
     prev = np.zeros(1, dtype=np.int64)  # the position reached at the previous level, per path
     idx = np.zeros((1, 0), dtype=np.int64)  # the index at each level so far, per path
@@ -115,7 +115,7 @@ def _positions(sp, shape: list[int], count: int, what: str):
         if dm.format == 0:  # DENSE
             size = int(dm.denseSize)
             if size < 0:
-                raise ConversionError(f"{what}: dimension {level} has dense size {size}", _HINT)
+                raise _error(f"{what}: dimension {level} has dense size {size}", _HINT)
             col = np.tile(np.arange(size, dtype=np.int64), len(prev))
             prev = (prev[:, None] * size + np.arange(size)).ravel()
             idx = np.repeat(idx, size, axis=0)
@@ -123,7 +123,7 @@ def _positions(sp, shape: list[int], count: int, what: str):
             seg, ind = _vector(dm.arraySegments), _vector(dm.arrayIndices)
             if len(prev) and (prev.max() + 1 >= len(seg) or np.any(np.diff(seg) < 0) or seg[0] < 0
                               or seg[-1] > len(ind)):
-                raise ConversionError(f"{what}: dimension {level} has malformed CSR segments", _HINT)
+                raise _error(f"{what}: dimension {level} has malformed CSR segments", _HINT)
             starts, counts = seg[prev], seg[prev + 1] - seg[prev]
             total = int(counts.sum())
             pos = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)
@@ -131,8 +131,8 @@ def _positions(sp, shape: list[int], count: int, what: str):
             idx = np.repeat(idx, counts, axis=0)
         idx = np.concatenate([idx, col[:, None]], axis=1)
     if len(prev) != count:
-        raise ConversionError(f"{what}: the sparsity parameters address {len(prev)} values, the buffer holds {count}",
-                              _HINT)
+        raise _error(f"{what}: the sparsity parameters address {len(prev)} values, the buffer holds {count}",
+                     _HINT)
     orig = [None] * rank
     for i in range(rank):
         orig[order[i]] = idx[:, i]
@@ -141,8 +141,15 @@ def _positions(sp, shape: list[int], count: int, what: str):
         orig[block_map[j]] = orig[block_map[j]] * block[j] + idx[:, i]
     for d in range(rank):
         if len(orig[d]) and (orig[d].min() < 0 or orig[d].max() >= shape[d]):
-            raise ConversionError(f"{what}: a sparse index lies outside dimension {d} of shape {shape}", _HINT)
+            raise _error(f"{what}: a sparse index lies outside dimension {d} of shape {shape}", _HINT)
     return np.ravel_multi_index(orig, shape) if rank else np.zeros(count, dtype=np.int64)
+
+
+def _error(message: str, hint: str) -> ConversionError:
+    """A ConversionError naming the operator, as the converter edges' own errors do."""
+    e = ConversionError(message, hint)
+    e.op = TRIGGER
+    return e
 
 
 def _vector(v):

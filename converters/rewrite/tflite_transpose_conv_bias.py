@@ -74,12 +74,12 @@ def _rewrite(model, g, op, what: str) -> list[str]:
 def _params(op, what: str) -> tuple[int, int, int]:
     raw = bytes(bytearray(op.customOptions if op.customOptions is not None else b""))
     if len(raw) < 12:
-        raise ConversionError(f"{what}: custom options are {len(raw)} bytes, not the 12 of TfLiteTransposeConvParams "
-                              "(padding, stride_width, stride_height)", _HINT)
+        raise _error(f"{what}: custom options are {len(raw)} bytes, not the 12 of TfLiteTransposeConvParams "
+                     "(padding, stride_width, stride_height)", _HINT)
     padding, stride_w, stride_h = struct.unpack_from("<3i", raw)
     if padding not in _PADDING or stride_w < 1 or stride_h < 1:
-        raise ConversionError(f"{what}: unsupported parameters (padding {padding}, strides {stride_w}x{stride_h}); "
-                              "expected padding 1 (SAME) or 2 (VALID) and strides >= 1", _HINT)
+        raise _error(f"{what}: unsupported parameters (padding {padding}, strides {stride_w}x{stride_h}); "
+                     "expected padding 1 (SAME) or 2 (VALID) and strides >= 1", _HINT)
     return padding, stride_w, stride_h
 
 
@@ -88,21 +88,28 @@ def _operands(model, g, op, what: str):
 
     ins, outs = [int(i) for i in op.inputs], [int(i) for i in op.outputs]
     if len(ins) != 3 or len(outs) != 1 or min(ins) < 0:
-        raise ConversionError(f"{what}: expected 3 inputs (input, weights, bias) and 1 output, found "
-                              f"{len(ins)} and {len(outs)}", _HINT)
+        raise _error(f"{what}: expected 3 inputs (input, weights, bias) and 1 output, found "
+                     f"{len(ins)} and {len(outs)}", _HINT)
     x, w, b, y = (g.tensors[i] for i in (*ins, *outs))
     for t, role in ((x, "input"), (w, "weights"), (b, "bias"), (y, "output")):
         if tm.CODE_DTYPES.get(t.type) != "float32":
-            raise ConversionError(f"{what}: the {role} is {tm.CODE_DTYPES.get(t.type, t.type)}; MediaPipe's "
-                                  "operator (and this rewrite) is float32 only", _HINT)
+            raise _error(f"{what}: the {role} is {tm.CODE_DTYPES.get(t.type, t.type)}; MediaPipe's "
+                         "operator (and this rewrite) is float32 only", _HINT)
     for t, role, rank in ((x, "input", 4), (y, "output", 4), (w, "weights", 4), (b, "bias", 1)):
         sig = t.shapeSignature if t.shapeSignature is not None else t.shape  # weights: constant or DEQUANTIZE'd
         if t.shape is None or len(t.shape) != rank or any(int(d) < 1 for d in (*t.shape, *sig)):
-            raise ConversionError(f"{what}: the {role} shape {_shape(t)} is not a static {rank}-D shape", _HINT)
+            raise _error(f"{what}: the {role} shape {_shape(t)} is not a static {rank}-D shape", _HINT)
     if list(b.shape) != [w.shape[0]] or w.shape[3] != x.shape[3] or w.shape[0] != y.shape[3]:
-        raise ConversionError(f"{what}: shapes do not fit (input {_shape(x)}, weights {_shape(w)}, bias "
-                              f"{_shape(b)}, output {_shape(y)})", _HINT)
+        raise _error(f"{what}: shapes do not fit (input {_shape(x)}, weights {_shape(w)}, bias "
+                     f"{_shape(b)}, output {_shape(y)})", _HINT)
     return x, w, b, y
+
+
+def _error(message: str, hint: str) -> ConversionError:
+    """A ConversionError naming the operator, as the converter edges' own errors do."""
+    e = ConversionError(message, hint)
+    e.op = TRIGGER
+    return e
 
 
 def _shape(t) -> list[int]:

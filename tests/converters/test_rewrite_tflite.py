@@ -218,8 +218,9 @@ def test_malformed_inputs_are_refused_by_name(models, tmp_path):
     m = tm.read_model(models["mediapipe"].read_bytes())
     m.subgraphs[0].operators[0].customOptions = np.zeros(4, np.uint8)
     (tmp_path / "short.tflite").write_bytes(tm.write_model(m))
-    with pytest.raises(ConversionError, match="custom options are 4 bytes"):
+    with pytest.raises(ConversionError, match="custom options are 4 bytes") as e:
         rewrite_tflite(tmp_path / "short.tflite", tmp_path / "out")
+    assert e.value.op == "CUSTOM:Convolution2DTransposeBias"
     m = tm.read_model(models["sparse"].read_bytes())
     sp = next(t for t in m.subgraphs[0].tensors if t.sparsity).sparsity
     csr = next(d for d in sp.dimMetadata if d.format == 1)
