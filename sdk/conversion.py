@@ -43,6 +43,7 @@ class TargetResult:
     inputs: list[str] = field(default_factory=list)  # the target's input names, in the source's order
     files: list[str] = field(default_factory=list)  # every entry written to the output folder
     repair: dict | None = None  # max_accuracy_drop / keep_float: layers kept float, their sensitivity, the trials
+    pinned: dict = field(default_factory=dict)  # dynamic dims the route pinned: {input: {axis: size}}
 
     def to_dict(self) -> dict:
         return {"target": self.target, "path": str(self.path) if self.path else None, "route": self.route,
@@ -53,6 +54,7 @@ class TargetResult:
                 "size_ratio_fp32": (self.size_bytes / self.fp32_size_bytes
                                     if self.size_bytes and self.fp32_size_bytes else None),
                 "speed": self.speed, "warnings": self.warnings, "inputs": self.inputs, "files": self.files,
+                "pinned": {k: {f"dim {a}": n for a, n in sorted(v.items())} for k, v in self.pinned.items()},
                 **({"repair": self.repair} if self.repair is not None else {})}
 
 
@@ -153,14 +155,15 @@ def convert(model, targets=None, *, precision: str = "fp32", input_shapes: dict 
         targets, kw = replay(recipe, model, targets, calibration, dict(
             precision=precision, input_shapes=input_shapes, per_channel=per_channel, int8_io=int8_io,
             palettize_bits=palettize_bits, prune_sparsity=prune_sparsity, weights_only_bits=weights_only_bits,
-            calibration_samples=calibration_samples))
-        return convert(model, targets, sample=sample, output_dir=output_dir, trust_code=trust_code, verify=verify,
-                       example_inputs=example_inputs, verbose=verbose, check_speed=check_speed, progress=progress,
-                       **kw)
+            calibration_samples=calibration_samples, sample=sample, verify=verify))
+        return convert(model, targets, output_dir=output_dir, trust_code=trust_code, example_inputs=example_inputs,
+                       verbose=verbose, check_speed=check_speed, progress=progress, **kw)
     say = progress or (lambda msg: None)
     names = parse_targets(targets)
     out = Path(output_dir)
-    shapes = {k: tuple(int(d) for d in v) for k, v in (input_shapes or {}).items()}
+    from .options import input_shapes as _shapes
+
+    shapes = _shapes(input_shapes)  # None or -1: a dim kept dynamic
     options = ConvertOptions(precision=precision, input_shapes=shapes, verbose=verbose, per_channel=per_channel,
                              int8_io=int8_io, palettize_bits=palettize_bits, prune_sparsity=prune_sparsity,
                              weights_only_bits=weights_only_bits)
@@ -179,7 +182,7 @@ def convert(model, targets=None, *, precision: str = "fp32", input_shapes: dict 
     check_compression(names, options, source=src.art.format)  # e.g. a .tflite source cannot be re-quantized
     options.trust_code = src.trust
     ref = _reference(src, sample, options, calibration, calibration_samples, verify)
-    options.sample, options.input_order = ref.sample, ref.names
+    options.sample, options.input_order, options.pin_dims = ref.sample, ref.names, ref.pins
     report = ConvertReport({"path": str(src.art.path), "format": src.art.format.value, "sha256": _sha256(src.files),
                             "inputs": ref.names}, [], out)
     protected = {f.resolve() for f in src.files} | {src.art.path.resolve()}
@@ -241,7 +244,7 @@ def _target(name, src: _Source, ref: _Reference, options, out, work, protected, 
             route = _route(p, src.art.format, target)
             say(f"{name}: {route.describe(src.art.format)}")
             art = _run_route(route.edges, src.art, options, stage, work / name)
-            res.route, res.tool_versions = art.route, art.tool_versions
+            res.route, res.tool_versions, res.pinned = art.route, art.tool_versions, art.pinned
             fp32_path = None
             if options.compressing:  # the fp32 counterpart (no compression): size ratio and speed check
                 fp32 = work / f"{name}_fp32"
@@ -326,6 +329,7 @@ def _check(res: TargetResult, art, src: _Source, ref: _Reference, options, verif
     else:
         _gate(res, art.path, ref, ref.sample, ref.outputs, options.precision)
         res.warnings += ref.warnings
+
 
 
 def _coreml_static(res: TargetResult, path: Path, ref: _Reference) -> None:

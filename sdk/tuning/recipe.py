@@ -101,4 +101,6 @@ def replay(recipe, model, targets, calibration, kwargs: dict) -> tuple[list[str]
     if calibration is None:
         calibration = calibration_of(rec, p)
     out["calibration"] = calibration
+    if conv.get("keep_float"):  # the tune ranked the layers on its calibration samples: rank on the same ones
+        out.update(sample=calibration, verify=True)
     return [rec["target"]], out
