@@ -65,15 +65,16 @@ def example_args(program, input_shapes: dict[str, tuple[int, ...]], notes: list[
     args = []
     for name in program.graph_signature.user_inputs:
         val = nodes[name].meta["val"]
-        shape = input_shapes.get(name)
-        if shape is None:
-            shape = []
-            for i, d in enumerate(val.shape):
-                if isinstance(d, int):
-                    shape.append(d)
-                else:
-                    hint = 1 if i == 0 else 16
-                    shape.append(hint)
+        given = input_shapes.get(name) or (None,) * len(val.shape)  # None in --input-shape: a dim kept dynamic
+        shape = []
+        for i, d in enumerate(val.shape):
+            if given[i] is not None:
+                shape.append(given[i])
+            elif isinstance(d, int):
+                shape.append(d)
+            else:
+                hint = 1 if i == 0 else 16
+                shape.append(hint)
         if val.dtype.is_floating_point:
             args.append(torch.randn(*shape, dtype=val.dtype))
         else:

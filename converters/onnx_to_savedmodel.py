@@ -1,8 +1,12 @@
 """ONNX -> TensorFlow SavedModel with onnx2tf: the first hop of ONNX -> TFLite and ONNX -> Core ML.
 
 onnx2tf transposes to NHWC by default; every input is listed in ``keep_shape_absolutely_input_names`` so the
-converted model takes the same NCHW arrays as the ONNX model (no silent layout change). A graph whose dynamic
-dims onnx2tf cannot handle (e.g. a transformer's sequence length) converts once ``--input-shape`` fixes them.
+converted model takes the same NCHW arrays as the ONNX model (no silent layout change). onnx2tf cannot keep most
+dynamic dims (a transformer's sequence length fails with "Cannot take the length of shape with unknown rank", a
+JAX-like graph's converts to wrong numbers): the ONNX pass rewrite.onnx_pin_dims pins every dynamic dim but the
+batch to the check sample's size (or ``--input-shape``'s) first, so the batch stays dynamic (the TFLite signature
+resizes); only when onnx2tf fails with a dynamic batch is the batch pinned to 1 as well. What was pinned is in the
+Artifact's ``pinned`` and a note.
 onnx2tf pins old versions of everything it touches, so it is installed with --no-deps (see the Makefile).
 When every input is a fixed-batch 3-channel NHWC image, onnx2tf downloads 20 MS-COCO images from GitHub for its
 own checks; edgekit hands it the conversion sample instead, so the edge works offline.
@@ -17,6 +21,8 @@ import sys
 from pathlib import Path
 
 from edgekit.formats import Format
+
+from edgekit.errors import ConversionError
 
 from .base import Artifact, ConvertOptions, Edge, fail, register
 
@@ -46,20 +52,43 @@ class OnnxToSavedModel(Edge):
                        ValueError(", ".join(custom)), custom[0])
         names = [v.name for v in info.inputs]
         dest = out / f"{src.path.stem}_savedmodel"
+        first, batch = _pin_attempts(src.path, options)
+        try:
+            art = self._convert(src, options, out, dest, names, info, first)
+        except ConversionError:
+            if not batch:
+                raise
+            shutil.rmtree(dest, ignore_errors=True)  # onnx2tf failed with a dynamic batch: pin it to 1 as well
+            return self._convert(src, options, out, dest, names, info, _merged(first, batch))
+        if batch:
+            art.notes.append(f"batch (dim 0 of {', '.join(batch)}) kept dynamic")
+        return art
+
+    def _convert(self, src: Artifact, options: ConvertOptions, out: Path, dest: Path, names, info, pins) -> Artifact:
+        from .rewrite.onnx import rewrite_onnx
+
+        try:
+            rw = rewrite_onnx(src.path, out / f"{src.path.stem}_pinned", pins=pins,
+                              why="onnx2tf cannot keep them dynamic")
+        except ValueError as e:  # a size that contradicts the graph
+            raise fail("cannot pin the dynamic dims", e) from e
         # onnx2tf rewrites its input file in place (onnxsim, shape overwrites): give it a private copy so the
         # user's model is never modified
         work = out / f"{src.path.stem}_onnx2tf_input"
         work.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src.path, work / src.path.name)
-        for _tensor, loc in info.external_data:
-            (work / loc).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src.path.parent / loc, work / loc)
+        shutil.copy2(rw.path, work / src.path.name)
+        if rw.path == src.path:
+            for _tensor, loc in info.external_data:
+                (work / loc).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src.path.parent / loc, work / loc)
+        else:
+            data = rw.path.with_name(rw.path.name + ".data")  # a rewritten model over 2 GB
+            if data.is_file():
+                shutil.copy2(data, work / f"{src.path.name}.data")
+            shutil.rmtree(rw.path.parent, ignore_errors=True)
         kwargs = dict(input_onnx_file_path=str(work / src.path.name), output_folder_path=str(dest), non_verbose=True,
                       keep_shape_absolutely_input_names=names, copy_onnx_input_output_names_to_tflite=True)
-        notes = []
-        if options.input_shapes:
-            kwargs["overwrite_input_shape"] = [f"{n}:{','.join(str(d) for d in s)}"
-                                               for n, s in options.input_shapes.items() if n in names]
+        notes = list(rw.notes)
         old_path = os.environ.get("PATH", "")
         os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + old_path  # onnx2tf runs `onnxsim`
         try:
@@ -71,16 +100,49 @@ class OnnxToSavedModel(Edge):
             if isinstance(e, KeyboardInterrupt):
                 raise
             op = _failing_op(e)
-            dims = [v for v in info.inputs if v.shape and any(not isinstance(d, int) for d in v.shape)]
-            hint = (f" (dynamic input {dims[0].name} {list(dims[0].shape)}: fix it with --input-shape)"
-                    if dims and not options.input_shapes and op is None else "")
+            left = _still_dynamic(info, rw.pinned)  # named by axis: the exporter's symbols are internal
+            hint = (f" (dynamic input {left[0]}: fix it with --input-shape)" if left and op is None else "")
             raise fail("onnx2tf failed" + hint, e, op) from e
         finally:
             os.environ["PATH"] = old_path
         shutil.rmtree(work, ignore_errors=True)
         if not (dest / "saved_model.pb").is_file():
             raise fail("onnx2tf wrote no SavedModel", RuntimeError(f"nothing in {dest}"))
-        return Artifact(dest, Format.SAVEDMODEL, "fp32", notes=notes)
+        return Artifact(dest, Format.SAVEDMODEL, "fp32", notes=notes, pinned=rw.pinned)
+
+
+def _pin_attempts(path: Path, options: ConvertOptions) -> tuple[dict, dict]:
+    """(every dynamic dim but the batch (dim 0), the batch at 1): the first is tried alone, then both. A size
+    comes from ``--input-shape`` where given (None there keeps the dim dynamic), else from the check sample."""
+    from .rewrite.onnx import dynamic_axes
+
+    asked = options.input_shapes or {}
+    first: dict[str, dict[int, int]] = {}
+    batch: dict[str, dict[int, int]] = {}
+    for name, axes in dynamic_axes(path).items():
+        for axis in axes:
+            shape = asked.get(name)
+            if shape is not None and axis < len(shape):
+                if shape[axis] is not None:
+                    first.setdefault(name, {})[axis] = int(shape[axis])
+            elif axis == 0:
+                batch.setdefault(name, {})[0] = 1
+            else:
+                first.setdefault(name, {})[axis] = (options.pin_dims or {}).get(name, {}).get(axis, 1)
+    return first, batch
+
+
+def _merged(a: dict, b: dict) -> dict:
+    out = {k: dict(v) for k, v in a.items()}
+    for k, v in b.items():
+        out.setdefault(k, {}).update(v)
+    return out
+
+
+def _still_dynamic(info, pinned: dict[str, dict[int, int]]) -> list[str]:
+    """'NAME dim K' for each input dim that is still dynamic after the pins."""
+    return [f"{v.name} dim {i}" for v in info.inputs if v.shape
+            for i, d in enumerate(v.shape) if not isinstance(d, int) and i not in pinned.get(v.name, {})]
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ def save_ir(make, src: Artifact, options: ConvertOptions, out: Path, names: dict
         for port in model.inputs:
             for n in port.get_names():
                 if n in options.input_shapes:
-                    shapes[port] = ov.PartialShape(list(options.input_shapes[n]))
+                    shapes[port] = ov.PartialShape([-1 if d is None else d for d in options.input_shapes[n]])
         if shapes:
             model.reshape(shapes)
     path = out / f"{src.path.stem}.xml"

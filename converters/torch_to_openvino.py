@@ -36,7 +36,7 @@ class TorchToOpenVINO(Edge):
                 fixed = options.input_shapes.get(n)
                 val = nodes[n].meta["val"]
                 dims = fixed or [d if isinstance(d, int) else -1 for d in val.shape]
-                shapes.append(ov.PartialShape(list(dims)))
+                shapes.append(ov.PartialShape([-1 if d is None else d for d in dims]))  # None: kept dynamic
             model = ov.convert_model(ep, input=shapes)
             for i, port in enumerate(model.outputs):
                 port.get_tensor().set_names({f"output_{i}"})

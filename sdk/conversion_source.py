@@ -68,6 +68,7 @@ class _Reference:
     sample: dict | None = None  # name -> array, samples on the first axis
     outputs: dict | None = None
     dynamic: dict = field(default_factory=dict)
+    pins: dict = field(default_factory=dict)  # {input: {axis: size}}: the sample's size of each dynamic dim but dim 0
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # parity checks without power
     gate_sample: dict | None = None  # compressed targets: many samples (the user's, calibration or generated)
@@ -118,17 +119,24 @@ def _reference(src: _Source, sample, options, calibration, calibration_samples, 
     with m:
         ref.names = [s.name for s in m.inputs]
         ref.dynamic = {s.name: s.shape is not None and None in s.shape[1:] for s in m.inputs}
+        from .options import check_input_shapes
+
+        check_input_shapes(options.input_shapes, m.inputs)  # an unknown name: an error before any work
         fixed = [s if s.name not in options.input_shapes else
-                 type(s)(s.name, options.input_shapes[s.name], s.dtype, s.scale, s.zero_point) for s in m.inputs]
+                 type(s)(s.name, _given(options.input_shapes[s.name], s.shape), s.dtype, s.scale, s.zero_point)
+                 for s in m.inputs]
         generated = sample is None
         if generated:
             _require_shapes(src, fixed)
+            fixed, length_notes = _lengths(fixed)
             sample, ref.notes = _generated(fixed, MIN_PARITY_SAMPLES)
+            ref.notes = length_notes + ref.notes
         else:
             if isinstance(sample, (str, os.PathLike)):
                 sample = read_arrays(sample, m.inputs)
             sample = {k: np.asarray(v) for k, v in m.feeds(sample).items()}
         ref.sample = sample
+        ref.pins = _pins(m.inputs, sample)
         n = _count(sample)
         if verify:
             ref.outputs = predict_samples(m, sample)
@@ -169,6 +177,42 @@ def _require_shapes(src: _Source, specs) -> None:
                      "edgekit cannot make inputs to convert and check it",
                      f"pass --sample sample.npz, saved with np.savez('sample.npz', {arrays}) (first axis = samples), "
                      "or " + EXPORT_HINT)
+
+
+def _given(asked: tuple, shape) -> tuple:
+    """The user's input shape with its None (keep dynamic) dims filled from the model's shape where that is fixed."""
+    return tuple(d if d is not None or shape is None else shape[i] for i, d in enumerate(asked))
+
+
+SEQUENCE_LENGTH = 13  # a generated length: prime, so no layer size equals it (onnx2tf guesses layouts by size)
+
+
+def _lengths(specs) -> tuple[list, list[str]]:
+    """Sequence-like inputs (rank 2-3) get SEQUENCE_LENGTH for their dynamic non-batch dims in the generated
+    check sample; images (rank 4+) keep data.random_inputs' size, which their convolutions have room for."""
+    out, notes = [], []
+    for s in specs:
+        if s.shape is not None and len(s.shape) in (2, 3) and None in s.shape[1:]:
+            dims = tuple(d if d is not None or i == 0 else SEQUENCE_LENGTH for i, d in enumerate(s.shape))
+            notes += [f"{s.name}: dynamic dimension {i} set to {SEQUENCE_LENGTH} in the generated inputs"
+                      for i, d in enumerate(s.shape) if d is None and i > 0]
+            s = type(s)(s.name, dims, s.dtype, s.scale, s.zero_point)
+        out.append(s)
+    return out, notes
+
+
+def _pins(specs, sample: dict) -> dict:
+    """``{input: {axis: size}}`` for each dynamic dim but the batch (dim 0), sized as in the check sample: what a
+    converter that cannot keep a dim dynamic pins it to (converters.rewrite.onnx_pin_dims)."""
+    pins = {}
+    for s in specs:
+        x = sample.get(s.name) if sample else None
+        if s.shape is None or x is None or np.ndim(x) != len(s.shape):
+            continue
+        dims = {i: int(np.shape(x)[i]) for i, d in enumerate(s.shape) if d is None and i > 0}
+        if dims:
+            pins[s.name] = dims
+    return pins
 
 
 def _generated(specs, n: int, seed: int = 0) -> tuple[dict, list[str]]:
