@@ -44,7 +44,7 @@ def _given(options: ConvertOptions, name: str, rank: int) -> dict[int, int]:
 def _examples(inputs, options: ConvertOptions, pinned: bool) -> list[np.ndarray]:
     """Example arrays: the sample (tiled so a dynamic dim is >= 2 when it stays dynamic), cut to the pinned
     shape when pinning (dynamic dims: --input-shape, else the sample's, batch 1)."""
-    from .onnx_torch_lowering import DTYPES
+    from .onnx_torch_ops import DTYPES
 
     sample = options.sample or {}
     arrays = []
@@ -86,22 +86,48 @@ def _dynamic(inputs, options: ConvertOptions):
 
 
 def export(module, inputs, options: ConvertOptions, notes: list[str]):
-    """torch.export of the lowered module, dynamic dims kept where torch.export can, pinned otherwise."""
+    """torch.export of the lowered module. Dynamic dims stay ranges where the graph allows; where it fixes one
+    (a shape baked into a Reshape), torch.export's Dim.AUTO finds which, and those take the sample's size; if
+    that fails too, every dynamic dim is pinned (batch 1)."""
     import torch
 
     specs, dynamic = _dynamic(inputs, options)
-    if dynamic:
-        args = tuple(torch.from_numpy(a) for a in _examples(inputs, options, pinned=False))
-        try:
-            return torch.export.export(module, args, dynamic_shapes=(specs,))
-        except Exception as e:  # a constraint violation or a guard the graph needs: pin below
-            why = str(e).strip().splitlines()[0][:160]
+    if not dynamic:
+        return torch.export.export(module, tuple(torch.from_numpy(a) for a in _examples(inputs, options, False)))
+    args = tuple(torch.from_numpy(a) for a in _examples(inputs, options, pinned=False))
+    try:
+        return torch.export.export(module, args, dynamic_shapes=(specs,))
+    except Exception as e:  # a constraint violation: the graph fixes some dims
+        why = str(e).strip().splitlines()[0][:160]
+    try:
+        auto = tuple({j: torch.export.Dim.AUTO for j in s} if s else None for s in specs)
+        probe = torch.export.export(module, args, dynamic_shapes=(auto,))
+        kept = _symbolic_dims(probe)
+        narrowed = tuple({j: d for j, d in (s or {}).items() if (i, j) in kept} or None for i, s in enumerate(specs))
+        program = torch.export.export(module, args, dynamic_shapes=(narrowed,))
+        fixed = [f"{n} dim {j} = {a.shape[j]}" for i, ((n, _, _), a) in enumerate(zip(inputs, args))
+                 for j in (specs[i] or {}) if (i, j) not in kept]
+        notes.append(f"the graph fixes dynamic dims ({', '.join(fixed)}): pinned to the sample's sizes")
+        return program
+    except Exception:
+        pass
     args = tuple(torch.from_numpy(a) for a in _examples(inputs, options, pinned=True))
-    if dynamic:
-        shapes = ", ".join(f"{n} {tuple(a.shape)}" for (n, _, _), a in zip(inputs, args))
-        notes.append(f"dynamic dims pinned to {shapes} (torch.export could not keep them dynamic: {why}); "
-                     "fix them with --input-shape")
+    shapes = ", ".join(f"{n} {tuple(a.shape)}" for (n, _, _), a in zip(inputs, args))
+    notes.append(f"dynamic dims pinned to {shapes} (torch.export could not keep them dynamic: {why}); "
+                 "fix them with --input-shape")
     return torch.export.export(module, args)
+
+
+def _symbolic_dims(program) -> set[tuple[int, int]]:
+    """(input index, dim) of the program's user inputs whose size stayed symbolic."""
+    nodes = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    kept = set()
+    for i, name in enumerate(program.graph_signature.user_inputs):
+        for j, d in enumerate(nodes[name].meta["val"].shape):
+            rc = None if isinstance(d, int) else program.range_constraints.get(d.node.expr)
+            if rc is not None and rc.lower != rc.upper:  # a range refined to one value is fixed
+                kept.add((i, j))
+    return kept
 
 
 @register
