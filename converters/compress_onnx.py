@@ -10,6 +10,7 @@ ORT QDQ models keep float inputs and outputs, so ``int8_io`` cannot be honoured 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -162,13 +163,15 @@ class OnnxStaticInt8(_OnnxPass):
         method = options.calibrate_method or "minmax"
         fmt, act = options.quant_format or "qdq", options.activation_type or "u8"
         try:
-            quantize_static(str(model_src), str(dest), reader,
-                            quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
-                            activation_type=QuantType.QUInt8 if act == "u8" else QuantType.QInt8,
-                            weight_type=QuantType.QInt8, per_channel=options.per_channel,
-                            calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                                              "percentile": CalibrationMethod.Percentile}[method],
-                            nodes_to_exclude=list(keep))
+            with _entropy_bins():
+                quantize_static(str(model_src), str(dest), reader,
+                                quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
+                                activation_type=QuantType.QUInt8 if act == "u8" else QuantType.QInt8,
+                                weight_type=QuantType.QInt8, per_channel=options.per_channel,
+                                calibrate_method={"minmax": CalibrationMethod.MinMax,
+                                                  "entropy": CalibrationMethod.Entropy,
+                                                  "percentile": CalibrationMethod.Percentile}[method],
+                                nodes_to_exclude=list(keep))
         except Exception as err:
             from .base import fail
 
@@ -279,6 +282,31 @@ class _FeedReader:
 
     def rewind(self):
         self._it = iter(self._items)
+
+
+@contextlib.contextmanager
+def _entropy_bins():
+    """ORT's Entropy calibration through quantize_static histograms into 128 bins and searches thresholds over
+    128 quantized bins: one candidate, the full range, so it equals MinMax. While quantizing, the calibrator is
+    built with 512 bins instead (TensorRT uses 2048; 512 keeps the threshold search short), so Entropy clips."""
+    import importlib
+
+    from onnxruntime.quantization import CalibrationMethod
+
+    q = importlib.import_module("onnxruntime.quantization.quantize")  # the package's `quantize` is a function
+
+    made = q.create_calibrator
+
+    def create(*args, **kw):
+        if kw.get("calibrate_method") == CalibrationMethod.Entropy:
+            kw["extra_options"] = {"num_bins": 512, "num_quantized_bins": 128, **(kw.get("extra_options") or {})}
+        return made(*args, **kw)
+
+    q.create_calibrator = create
+    try:
+        yield
+    finally:
+        q.create_calibrator = made
 
 
 def _preprocess(src: Path, folder: Path) -> tuple[Path, list[str]]:
