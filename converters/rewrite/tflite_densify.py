@@ -18,6 +18,7 @@ from __future__ import annotations
 from edgekit.errors import ConversionError
 
 TRIGGER = "DENSIFY"
+_MAX_BYTES = 2**31  # a flatbuffer (and so a rewritten file without external buffers) stays under 2 GB
 _HINT = "convert from the dense source model, or re-export the TFLite file without EXPERIMENTAL_SPARSITY"
 
 
@@ -87,6 +88,8 @@ def dense_values(model, t, what: str):
         raise _error(f"{what}: {len(raw)} bytes of sparse values is not a whole number of {dtype}", _HINT)
     values = np.frombuffer(raw, dtype=dtype)
     shape = [int(d) for d in t.shape]
+    if int(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize >= _MAX_BYTES:
+        raise _error(f"{what}: its dense form {shape} ({dtype}) would exceed 2 GB, the flatbuffer limit", _HINT)
     flat = _positions(t.sparsity, shape, len(values), what)
     if len(np.unique(flat)) != len(flat):
         raise _error(f"{what}: the sparsity parameters address one dense element twice", _HINT)
@@ -109,13 +112,14 @@ def _positions(sp, shape: list[int], count: int, what: str):
         raise _error(f"{what}: sparsity parameters do not fit its shape {shape} (traversal_order "
                      f"{order}, block_map {block_map}, {len(dims)} dimensions)", _HINT)
     block = [int(dims[rank + j].denseSize) for j in range(len(block_map))]
+    total = int(np.prod(shape))  # no level can reach more positions than the dense tensor has
     prev = np.zeros(1, dtype=np.int64)  # the position reached at the previous level, per path
     idx = np.zeros((1, 0), dtype=np.int64)  # the index at each level so far, per path
     for level, dm in enumerate(dims):
         if dm.format == 0:  # DENSE
             size = int(dm.denseSize)
-            if size < 0:
-                raise _error(f"{what}: dimension {level} has dense size {size}", _HINT)
+            if size < 0 or len(prev) * size > total:
+                raise _error(f"{what}: dimension {level} has dense size {size}, more than its shape holds", _HINT)
             col = np.tile(np.arange(size, dtype=np.int64), len(prev))
             prev = (prev[:, None] * size + np.arange(size)).ravel()
             idx = np.repeat(idx, size, axis=0)
@@ -125,8 +129,10 @@ def _positions(sp, shape: list[int], count: int, what: str):
                               or seg[-1] > len(ind)):
                 raise _error(f"{what}: dimension {level} has malformed CSR segments", _HINT)
             starts, counts = seg[prev], seg[prev + 1] - seg[prev]
-            total = int(counts.sum())
-            pos = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)
+            paths = int(counts.sum())
+            if paths > total:
+                raise _error(f"{what}: dimension {level} addresses more values than its shape holds", _HINT)
+            pos = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(paths)
             col, prev = ind[pos], pos
             idx = np.repeat(idx, counts, axis=0)
         idx = np.concatenate([idx, col[:, None]], axis=1)

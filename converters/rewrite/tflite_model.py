@@ -49,7 +49,11 @@ def read_model(data: bytes):
     data = bytes(data)
     if len(data) < 8 or data[4:8] != IDENTIFIER:
         raise ConversionError("not a TFLite flatbuffer: the rewrite needs a .tflite file")
-    model = s.ModelT.InitFromObj(s.Model.GetRootAs(data, 0))
+    try:  # edgekit's reader checked the structure first; the tables it skips (sparsity, ...) are checked here
+        model = s.ModelT.InitFromObj(s.Model.GetRootAs(data, 0))
+    except Exception as e:  # flatbuffers raises IndexError, struct.error, ... on a malformed table
+        raise ConversionError(f"the TFLite file cannot be opened for rewriting: {type(e).__name__}: {e}",
+                              "re-export or re-download the model; the file on disk is not a complete model") from e
     if any(b.offset > 1 for b in model.buffers or ()):
         raise ConversionError("this TFLite file keeps its weights after the flatbuffer (a model over 2 GB): "
                               "edgekit cannot rewrite it yet",
