@@ -85,7 +85,8 @@ def tune_cmd(
     files = _write(result, output_dir, html, max_accuracy_drop, opts["objectives"])
     _render(result, files, json_out)
     if getattr(result, "interrupted", False):
-        _interrupted(err, result.trials, result.storage, result.study_name)
+        kept = [t for t in result.trials if not (t.state == "failed" and "interrupted" in (t.reason or ""))]
+        _interrupted(err, kept, result.storage, result.study_name)
         raise typer.Exit(INTERRUPTED)
     raise typer.Exit(exit_code(result))
 
