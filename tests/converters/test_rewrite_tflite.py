@@ -229,3 +229,7 @@ def test_malformed_inputs_are_refused_by_name(models, tmp_path):
     (tmp_path / "bad.tflite").write_bytes(tm.write_model(m))
     with pytest.raises(ConversionError, match="outside dimension"):
         rewrite_tflite(tmp_path / "bad.tflite", tmp_path / "out")
+    next(t for t in m.subgraphs[0].tensors if t.sparsity).shape = np.array([2**20, 2**20], np.int32)
+    (tmp_path / "huge.tflite").write_bytes(tm.write_model(m))
+    with pytest.raises(ConversionError, match="exceed 2 GB"):  # refused before anything is allocated
+        rewrite_tflite(tmp_path / "huge.tflite", tmp_path / "out")
