@@ -12,7 +12,7 @@ import numpy as np
 from edgekit.errors import InputError
 
 from .cache import ArtifactCache
-from .folds import CALIBRATING_ON_EVAL, splits
+from .folds import CALIBRATING_ON_EVAL, shared_samples, splits
 from .objective import CALIBRATED, Setup, constraints, open_source, read_all, run_trial, source_from
 from .result import OBJECTIVES, TrialResult, TuneResult, pareto_front, pick_best
 from .space import build_space
@@ -76,6 +76,10 @@ class Engine:
 
             cal, _ = read_all(open_dataset(calibration, list(X), batch=512))
             s.calibration = cal
+            shared = shared_samples(cal, X)
+            if shared:
+                self.warnings.append(f"{shared} of the {len(next(iter(cal.values())))} calibration samples are also "
+                                     "evaluation samples: " + CALIBRATING_ON_EVAL.split(": ", 1)[1])
 
     def default_study_name(self, sampler: str) -> str:
         from . import study_suffix

@@ -48,5 +48,21 @@ def summary(per_fold: list[dict]) -> dict:
     return out
 
 
+def shared_samples(calibration: dict, evaluation: dict) -> int:
+    """How many calibration samples also appear (byte for byte, on the first input) in the evaluation data."""
+    import hashlib
+
+    k = next(iter(evaluation))
+    if k not in calibration:
+        return 0
+
+    def rows(a):
+        a = np.ascontiguousarray(a)
+        return {hashlib.sha1(a[i].tobytes()).digest() for i in range(len(a))}
+
+    seen = rows(evaluation[k])
+    return sum(hashlib.sha1(np.ascontiguousarray(r).tobytes()).digest() in seen for r in calibration[k])
+
+
 CALIBRATING_ON_EVAL = ("calibrating on the evaluation data: int8 ranges fitted to the samples that judge them "
                        "(the accuracy drop may look smaller than on unseen data); pass calibration= or folds=K")

@@ -155,6 +155,10 @@ def test_kfold_rotates_the_calibration_fold(case, tmp_path):
                   calibration=case["cal"])
     assert not any("calibrating on the evaluation data" in w for w in given.warnings)
     assert given.trials[0].recipe["calibration"]["samples"] == 400
+    same = _tune(case, sampler="random", trials=1, storage=f"sqlite:///{tmp_path / 'r.db'}", space=space,
+                 calibration=case["data"])  # the evaluation file again: said so
+    assert any(w.startswith("397 of the 397 calibration samples are also evaluation samples") for w in same.warnings)
+    assert same.trials[0].extra["cache_hit"]  # the same samples as calibrating on the evaluation data above
 
 
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(case, tmp_path):
