@@ -36,8 +36,9 @@ def convert_cmd(
     smooth_quant: bool = typer.Option(False, "--smooth-quant", help="NNCF SmoothQuant for transformers (openvino)."),
     check_speed: bool = typer.Option(False, "--check-speed", help="Benchmark each compressed target against its "
                                      "fp32 counterpart and flag one that is not faster."),
-    input_shape: list[str] = typer.Option(None, "--input-shape", help="Fix an input's shape: NAME=1,3,224,224 "
-                                          "(repeatable)."),
+    input_shape: list[str] = typer.Option(None, "--input-shape", help="Fix an input's shape: NAME=1,3,224,224; "
+                                          "None or -1 keeps a dim dynamic (tokens=-1,128). Repeatable. Not needed "
+                                          "for dynamic dims: they are pinned from the sample where a target must."),
     sample: Path = typer.Option(None, "--sample", help=".npz/.npy inputs for the parity check (default: generated)."),
     output_dir: Path = typer.Option(Path("edgekit_out"), "--output-dir", "-o", help="Where targets and "
                                     "manifest.json go."),
