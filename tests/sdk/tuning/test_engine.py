@@ -209,3 +209,42 @@ def test_build_searches_hyperparameters_with_the_knobs(case, tmp_path):
     with pytest.raises(InputError, match="skl2onnx"):
         tune(build=sk_build, data=case["data"], targets=("onnx",), space=SMALL, sampler="random", trials=1,
              output_dir=tmp_path / "s", **FAST)
+
+
+def test_ctrl_c_keeps_finished_trials_and_the_study_resumes(case, tmp_path):
+    db = f"sqlite:///{tmp_path / 'i.db'}"
+    seen = []
+
+    def stop_after_two(t):
+        seen.append(t.number)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    res = _tune(case, sampler="random", trials=5, storage=db, study="i", progress=stop_after_two)
+    assert res.interrupted and [t.number for t in res.trials] == [0, 1]
+    assert any("interrupted" in w for w in res.warnings)
+    more = _tune(case, sampler="random", trials=4, storage=db, study="i")
+    assert not more.interrupted and [t.number for t in more.trials] == [0, 1, 2, 3]
+    assert [t.to_dict() for t in more.trials[:2]] == [t.to_dict() for t in res.trials]
+
+
+def test_runner_knobs_reach_the_runtimes(case, tmp_path):
+    from edgekit.machine import cpu_info
+    from edgekit.runtimes import openvino as ov_runtime
+    from edgekit.tuning.objective import open_model
+
+    res = _tune(case, sampler="random", trials=1, storage=f"sqlite:///{tmp_path / 'r.db'}", targets=("openvino",),
+                space={**SMALL, "precision": ("fp32",)})
+    with open_model(res.trials[0].artifact, "openvino", {"threads": 1, "performance_hint": "THROUGHPUT"}) as m:
+        assert str(m.runner.compiled.get_property("PERFORMANCE_HINT")) == "THROUGHPUT"
+    one = _tune(case, sampler="random", trials=1, storage=f"sqlite:///{tmp_path / 'o.db'}",
+                space={**SMALL, "precision": ("fp32",)}).trials[0]
+    with open_model(one.artifact, "onnx", {"threads": 1, "graph_optimization_level": "basic"}) as m:
+        import onnxruntime as ort
+
+        opts = m.runner.session.get_session_options()
+        assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        assert opts.intra_op_num_threads == 1
+    bf16 = bool({"avx512_bf16", "amx_bf16", "bf16"} & set(cpu_info()["isa"]))
+    knob = next(k for k in ov_runtime.KNOBS if k.name == "openvino.inference_precision")
+    assert ("bf16" in knob.choices) == bf16
