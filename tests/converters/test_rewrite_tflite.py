@@ -1,5 +1,6 @@
 """The TFLite rewrites (edgekit.converters.rewrite): each pass against the un-rewritten model's numbers, the
-writer's round trip, and convert to ONNX / OpenVINO of what tf2onnx and OpenVINO could not read before.
+writer's round trip, and convert to ONNX / OpenVINO (and Core ML, through ONNX) of what tf2onnx and OpenVINO could
+not read before.
 
 Fixtures, built here: a Keras Conv2DTranspose pair (with bias) converted by TFLiteConverter (TRANSPOSE_CONV) and
 turned by edgekit's writer into MediaPipe's form (the custom op Convolution2DTransposeBias with packed
@@ -57,7 +58,7 @@ def models(tmp_path_factory):
     files = {}
     # transpose convolutions with bias; even sizes, where MediaPipe's kernel and TRANSPOSE_CONV agree on the shape
     i = keras.Input((6, 6, 3), batch_size=1, name="x")
-    up = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same")
+    up = keras.layers.Conv2DTranspose(4, 4, strides=2, padding="same")
     up2 = keras.layers.Conv2DTranspose(2, 4, strides=2, padding="valid")
     m = keras.Model(i, up2(keras.layers.LeakyReLU(0.1)(up(i))))  # not fused into TRANSPOSE_CONV, as ReLU is
     for layer in (up, up2):
@@ -191,6 +192,13 @@ def test_convert_to_onnx_and_openvino(models, name, tmp_path):
         assert rep[t].parity["max_abs"] <= 1e-5  # against the un-rewritten file run by LiteRT
         assert any(n.startswith("rewrote ") for n in rep[t].notes)
     assert not list(tmp_path.glob("*.rewritten.tflite"))  # the rewritten copy is the tools', not a target
+
+
+def test_core_ml_route_through_onnx_gets_the_rewrite(models, tmp_path):
+    rep = convert(models["mediapipe"], ["coreml"], output_dir=tmp_path)
+    assert rep["coreml"].status in ("pass", "unverified"), rep["coreml"].error  # unverified off macOS
+    assert rep["coreml"].route[0] == "tflite_to_onnx"
+    assert any(n.startswith("rewrote 2 Convolution2DTransposeBias") for n in rep["coreml"].notes)
 
 
 def test_unknown_custom_op_fails_naming_it(models, tmp_path, monkeypatch):
