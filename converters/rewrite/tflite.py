@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekit.errors import ConversionError
+from edgekit.errors import ConversionError, EdgekitError
 
 # (module name, the op name in the reader's histogram that makes it worth opening the object tree)
 PASSES = (("tflite_transpose_conv_bias", "CUSTOM:Convolution2DTransposeBias"), ("tflite_densify", "DENSIFY"))
@@ -39,10 +39,10 @@ def rewrite_tflite(path: Path, out_dir: Path) -> tuple[Path, list[str]]:
         return path, []
     try:
         model = read_model(data)
-    except ConversionError:
+    except EdgekitError:  # the object tree cannot carry this file, or no schema is installed (MissingDependency)
         if triggered:
             raise
-        return path, []  # only looking for sparse constants: a file the object tree cannot carry has none to fix
+        return path, []  # only looking for sparse constants read directly: leave the file to the converter
     notes: list[str] = []
     for name, _ in PASSES:
         notes += importlib.import_module(f"{__package__}.{name}").run(model)

@@ -241,3 +241,18 @@ def test_malformed_inputs_are_refused_by_name(models, tmp_path):
     (tmp_path / "huge.tflite").write_bytes(tm.write_model(m))
     with pytest.raises(ConversionError, match="exceed 2 GB"):  # refused before anything is allocated
         rewrite_tflite(tmp_path / "huge.tflite", tmp_path / "out")
+
+
+
+def test_without_a_schema_only_a_needed_rewrite_fails(models, tmp_path, monkeypatch):
+    """OpenVINO alone converts TFLite: a file no pass needs must not ask for LiteRT's (or TF's) schema."""
+    from edgekit.errors import MissingDependencyError
+
+    def missing():
+        raise MissingDependencyError("ai-edge-litert", "litert", "rewrite TFLite graphs")
+
+    monkeypatch.setattr(tm, "schema", missing)
+    for name in ("builtin", "vendor"):  # vouched / not vouched (looked into for sparse constants), no pass needed
+        assert rewrite_tflite(models[name], tmp_path) == (models[name], [])
+    with pytest.raises(MissingDependencyError, match="ai-edge-litert"):
+        rewrite_tflite(models["mediapipe"], tmp_path)
