@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edgekit.checks.metrics import paired_bootstrap_ci
+from edgekit.errors import InputError
 
 SMALL = {"precision": ("fp32", "int8-dynamic"), "onnxruntime.threads": (1,), "litert.threads": (1,),
          "onnxruntime.graph_optimization_level": ("all", "basic"), "openvino.threads": (1,),
@@ -123,6 +124,8 @@ def test_infeasible_trials_are_never_best(case, tmp_path):
     none = _tune(case, sampler="random", trials=2, storage=db, study="none", max_size_mb=small / 10)
     assert none.best is None and none.pareto == [] and all(t.state == "infeasible" for t in none.trials)
     assert all("MB >" in t.reason for t in none.trials)
+    with pytest.raises(InputError, match="no feasible trial"):
+        none.write_recipe(tmp_path / "r.json")
 
 
 def test_cache_hit_reuses_the_artifact(case, tmp_path):
@@ -170,7 +173,6 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(case, tmp_path):
 
 
 def test_build_searches_hyperparameters_with_the_knobs(case, tmp_path):
-    from edgekit.errors import InputError
     from edgekit.tuning import tune
 
     def build(trial):

@@ -105,3 +105,5 @@ def test_cli_convert_recipe_and_refusals(case, tmp_path):
     bad.write_text("{}")
     r = invoke("convert", case["model"], "--recipe", bad, "--output-dir", tmp_path / "b")
     assert r.exit_code == 2 and "not an edgekit recipe" in r.output
+    r = invoke("convert", case["model"], "--output-dir", tmp_path / "n")  # neither --to nor --recipe
+    assert r.exit_code == 2 and "no target given" in r.output
