@@ -2,8 +2,8 @@
 
 onnx2tf transposes to NHWC by default; every input is listed in ``keep_shape_absolutely_input_names`` so the
 converted model takes the same NCHW arrays as the ONNX model (no silent layout change). onnx2tf cannot keep most
-dynamic dims (a transformer's sequence length fails with "Cannot take the length of shape with unknown rank", a
-JAX-like graph's converts to wrong numbers): the ONNX pass rewrite.onnx_pin_dims pins every dynamic dim but the
+dynamic dims (a transformer's sequence length fails inside its tf.transpose layers, a JAX-like graph's converts to
+wrong numbers): the ONNX pass rewrite.onnx_pin_dims pins every dynamic dim but the
 batch to the check sample's size (or ``--input-shape``'s) first, so the batch stays dynamic (the TFLite signature
 resizes); only when onnx2tf fails with a dynamic batch is the batch pinned to 1 as well. What was pinned is in the
 Artifact's ``pinned`` and a note.
@@ -102,7 +102,7 @@ class OnnxToSavedModel(Edge):
             op = _failing_op(e)
             left = _still_dynamic(info, rw.pinned)  # named by axis: the exporter's symbols are internal
             hint = (f" (dynamic input {left[0]}: fix it with --input-shape)" if left and op is None else "")
-            raise fail("onnx2tf failed" + hint, e, op) from e
+            raise fail("onnx2tf failed" + hint, _without_symbols(e), op) from e
         finally:
             os.environ["PATH"] = old_path
         shutil.rmtree(work, ignore_errors=True)
@@ -137,6 +137,17 @@ def _merged(a: dict, b: dict) -> dict:
     for k, v in b.items():
         out.setdefault(k, {}).update(v)
     return out
+
+
+def _without_symbols(err: BaseException) -> BaseException:
+    """The tool's error with exporters' dim symbols (unk__214) shown as '?': they mean nothing to the user."""
+    import re
+
+    from edgekit.errors import first_line
+
+    text = first_line(err, 400)
+    clean = re.sub(r"\bunk__\d+\b", "?", text)
+    return err if clean == text else RuntimeError(clean)
 
 
 def _still_dynamic(info, pinned: dict[str, dict[int, int]]) -> list[str]:

@@ -246,3 +246,14 @@ def test_unknown_input_name_is_refused_before_work(models, tmp_path):
                                    "--input-shape", "token=-1,7"])
     assert res.exit_code == 2 and "names no input of the model: token" in res.output and "tokens" in res.output
     assert not (tmp_path / "c" / "manifest.json").exists()
+
+
+def test_internal_symbols_are_not_shown(models):
+    from edgekit.converters.onnx_to_savedmodel import _still_dynamic, _without_symbols
+    from edgekit.formats.onnx_scan import scan_onnx
+
+    report = edgekit.inspect(models["jax_like"]).to_dict()
+    assert report["inputs"][0]["shape"] == [None, None, 8] and "unk__" not in json.dumps(report)
+    info = scan_onnx(models["jax_like"])
+    assert _still_dynamic(info, {"x": {1: 13}}) == ["x dim 0"]  # named by input and axis, not unk__214
+    assert str(_without_symbols(ValueError("Reshape: [unk__214, unk__216] vs [4]"))) == "Reshape: [?, ?] vs [4]"
