@@ -31,6 +31,9 @@ def repair(art, options, copts, passes, out: Path, ref):
                                   "drop --no-verify, or name the layers to keep float")
         art.notes = [*art.notes, "accuracy budget not checked: the check was skipped (--no-verify)"]
         return copts
+    if task_of(ref.gate_outputs) is None:  # the gate says why the budget cannot be judged
+        art.notes = [*art.notes, "no accuracy repair: the first output holds no class scores to rank layers by"]
+        return copts
     art.notes = [*art.notes, *_same_data_warning(options, ref)]
     scratch = Path(tempfile.mkdtemp(prefix="repair-", dir=out.parent))
     try:
