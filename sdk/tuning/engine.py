@@ -118,7 +118,7 @@ class Engine:
             study = optuna.create_study(
                 storage=open_storage(storage), study_name=name, load_if_exists=True,
                 sampler=self._sampler(sampler, len(configs or [])), directions=["maximize" if o == "accuracy" else "minimize" for o in self.objectives])
-            done = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+            done = sum(RESULT in t.user_attrs for t in study.get_trials(deepcopy=False))  # not interrupted ones
             total = trials if trials is not None else (len(configs) if configs else None if timeout else 30)
             left = None if total is None else max(0, total - done)
             if left != 0:
@@ -197,13 +197,12 @@ class Engine:
 
     # ----------------------------------------------------------------------------------------------- result
     def _result(self, study, storage: str, name: str) -> TuneResult:
-        trials = []
-        for ft in study.get_trials(deepcopy=False):
-            if RESULT in ft.user_attrs:
-                trials.append(TrialResult.from_dict(ft.user_attrs[RESULT]))
-            elif ft.state.is_finished() and not ft.user_attrs.get(SURPLUS):  # stopped before a result (Ctrl-C)
-                trials.append(TrialResult(ft.number, ft.user_attrs.get(PARAMS, dict(ft.params)), "failed",
-                                          reason=f"no result ({ft.state.name.lower()}: interrupted)"))
+        everything = study.get_trials(deepcopy=False)
+        trials = [TrialResult.from_dict(ft.user_attrs[RESULT]) for ft in everything if RESULT in ft.user_attrs]
+        cut = sum(ft.state.is_finished() and RESULT not in ft.user_attrs and not ft.user_attrs.get(SURPLUS)
+                  for ft in everything)
+        if cut:  # Ctrl-C inside a trial: nothing measured; a rerun runs its configuration again
+            self.warnings.append(f"{cut} trial(s) were interrupted before a result and are not counted")
         return TuneResult(best=pick_best(trials, self.objectives), pareto=pareto_front(trials, self.objectives),
                           trials=trials, baseline=self._baseline(trials), study_name=name, storage=storage,
                           output_dir=self.out, warnings=list(dict.fromkeys(self.warnings)),

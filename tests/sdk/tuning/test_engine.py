@@ -250,3 +250,26 @@ def test_runner_knobs_reach_the_runtimes(case, tmp_path):
     bf16 = bool({"avx512_bf16", "amx_bf16", "bf16"} & set(cpu_info()["isa"]))
     knob = next(k for k in ov_runtime.KNOBS if k.name == "openvino.inference_precision")
     assert ("bf16" in knob.choices) == bf16
+
+
+def test_grid_reruns_a_point_interrupted_inside_its_trial(case, tmp_path, monkeypatch):
+    from edgekit.tuning import engine
+
+    real, calls = engine.run_trial, []
+
+    def interrupt_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(engine, "run_trial", interrupt_second)
+    space = {**SMALL, "onnxruntime.graph_optimization_level": ("all",)}
+    db = f"sqlite:///{tmp_path / 'g.db'}"
+    first = _tune(case, sampler="grid", storage=db, study="g", space=space)
+    assert first.interrupted and [t.number for t in first.trials] == [0]
+    monkeypatch.setattr(engine, "run_trial", real)
+    again = _tune(case, sampler="grid", storage=db, study="g", space=space)
+    assert [t.number for t in again.trials] == [0, 2]  # trial 1 was cut; trial 2 ran its point
+    assert {t.params["precision"] for t in again.trials} == {"fp32", "int8-dynamic"}
+    assert any("interrupted before a result" in w for w in again.warnings)
