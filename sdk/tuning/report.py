@@ -120,9 +120,9 @@ def _matplotlib():
         raise MissingDependencyError("matplotlib", "tune", "draw the tune report's plots") from e
 
 
-def _png(fig, dpi: int = 90) -> bytes:
+def _png(fig, dpi: int = 90, tight: bool = False) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format="png", dpi=dpi, **({"bbox_inches": "tight"} if tight else {}))
     return buf.getvalue()
 
 
@@ -177,7 +177,7 @@ def _optuna_plot(fn, study, **kw) -> bytes:
     fig = ax.figure
     fig.set_size_inches(7, 4.5)
     try:
-        return _png(fig)
+        return _png(fig, tight=True)  # Optuna's long parameter names stay inside the image
     finally:
         plt.close(fig)
 
