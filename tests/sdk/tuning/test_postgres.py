@@ -74,3 +74,11 @@ def test_two_workers_share_one_grid_study(postgres_url, digits, tmp_path):  # no
     assert all(t["params"]["target"] == "onnx" for w in mine for t in w)
     assert all(t["state"] in ("complete", "infeasible") for w in mine for t in w)
     assert by_worker[0] & by_worker[1] == set() and all(by_worker), f"both workers ran trials: {by_worker}"
+
+
+def test_missing_server_package_fails_naming_make_services(monkeypatch):
+    import services
+
+    monkeypatch.setattr(services.glob, "glob", lambda pattern: [])
+    with pytest.raises(services.ServiceError, match=r"make services"):
+        services.start_postgres()
