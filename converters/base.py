@@ -29,7 +29,9 @@ _COMPRESS_FIELDS = {"calibration": None, "per_channel": True, "int8_io": False, 
 # knob_choices keeps what each target's passes accept (check_compression), so no trial asks for a refusal
 TUNE_PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic", "int4-weights")
 KNOBS = (Knob("precision", TUNE_PRECISIONS, owner=__name__,
-              help="fp32/fp16 conversion, int8 static (calibrated) or dynamic, or 4-bit weights only"),)
+              help="fp32/fp16 conversion, int8 static (calibrated) or dynamic, or 4-bit weights only"),
+         Knob("calibration_samples", (100, 300), when={"precision": ("int8",)}, owner=__name__,
+              help="calibration samples static int8 reads (convert's calibration_samples; all when fewer)"))
 
 
 def precision_kwargs(word: str) -> dict:

@@ -15,7 +15,7 @@ SMALL = {"precision": ("fp32", "int8-dynamic"), "onnxruntime.threads": (1,), "li
          "openvino.performance_hint": ("LATENCY",), "openvino.inference_precision": ("f32",),
          "onnx.calibrate_method": ("minmax",), "onnx.activation_type": ("u8",), "onnx.quant_format": ("qdq",),
          "per_channel": (True,), "keep_float": (0,), "openvino.preset": ("performance",),
-         "openvino.smooth_quant": (False,)}
+         "openvino.smooth_quant": (False,), "calibration_samples": (300,)}
 FAST = {"bench_s": 0.1, "seed": 0}
 
 

@@ -14,7 +14,7 @@ from edgekit.errors import InputError
 BASE = {"onnxruntime.threads": (1,), "onnxruntime.graph_optimization_level": ("all",), "openvino.threads": (1,),
         "openvino.performance_hint": ("LATENCY",), "openvino.inference_precision": ("f32",), "litert.threads": (1,),
         "onnx.activation_type": ("u8",), "onnx.quant_format": ("qdq",), "per_channel": (True,),
-        "openvino.smooth_quant": (False,)}
+        "openvino.smooth_quant": (False,), "calibration_samples": (300,)}
 
 
 @pytest.fixture(scope="module")
