@@ -96,3 +96,28 @@ def test_no_feasible_trial_exits_1(digits, tmp_path):
     assert all(t["latency_ms"] > 0.000001 for t in doc["trials"])
     assert not (tmp_path / "out" / "recipe.json").exists()
     assert (tmp_path / "out" / "report.html").exists() and (tmp_path / "out" / "pareto.png").exists()
+
+
+def test_ctrl_c_keeps_finished_trials_and_the_same_command_resumes(digits, tmp_path, monkeypatch):
+    from edgekit.tuning import engine
+
+    real, calls = engine.run_trial, []
+
+    def interrupt_second(setup, src, number, params):  # Ctrl-C during the second trial
+        calls.append(number)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(setup, src, number, params)
+
+    monkeypatch.setattr(engine, "run_trial", interrupt_second)
+    out = tmp_path / "out"
+    r = _tune(digits, out)
+    assert r.exit_code == 130, describe(r)
+    assert "interrupted: 1 finished trial" in r.stderr and "to resume, run the same command again" in r.stderr
+    monkeypatch.setattr(engine, "run_trial", real)
+    again = _tune(digits, out, "--json")
+    assert again.exit_code == 0, describe(again)
+    doc = json.loads(again.stdout)
+    done = [t for t in doc["trials"] if t["state"] != "failed"]
+    assert {t["params"]["precision"] for t in done} == {"fp32", "int8-dynamic"}  # the grid is complete
+    assert again.stderr.count("trial ") == 1  # only the interrupted configuration ran again
