@@ -245,13 +245,16 @@ def _table_html(result) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def to_html(result, study=None, budget: float | None = None, objectives=("latency",)) -> str:
+def to_html(result, study=None, budget: float | None = None, objectives=None) -> str:
     """The self-contained report: summary, best trial + recipe, Pareto plot, Optuna plots (or why not), the
     trials table and the warnings. ``study`` defaults to load_study(result.storage, result.study_name)."""
     if study is None:
         from edgekit.tuning import load_study
 
         study = load_study(result.storage, result.study_name)
+    objectives = objectives or getattr(result, "objectives", None) or ("latency",)
+    if budget is None:
+        budget = (result.baseline or {}).get("budget_points")
     figs = [_img("Pareto front: accuracy drop vs latency", pareto_png(result, budget=budget))]
     notes = []
     for title, png, note in optuna_figures(study, objectives):
@@ -284,7 +287,7 @@ def _redact(url: str) -> str:
     return str(url)
 
 
-def write_html(result, path, study=None, budget=None, objectives=("latency",)) -> Path:
+def write_html(result, path, study=None, budget=None, objectives=None) -> Path:
     path = Path(path)
     path.write_text(to_html(result, study=study, budget=budget, objectives=objectives), encoding="utf-8")
     return path
