@@ -3,7 +3,7 @@ places that define a tolerance, and imports that run upward between layers (a lo
 
     .venv/bin/python tools/layers.py [ROOT]
 
-Layers, lowest first: core (errors, types, formats, precision, manifest, trust, machine, ...) < runtimes <
+Layers, lowest first: core (errors, types, formats, precision, manifest, trust, machine, space, ...) < runtimes <
 model (load, data, batching, device classes) < converters, checks < benchmarks < api (convert, validate, bench, ...) < cli.
 """
 
@@ -16,7 +16,8 @@ from pathlib import Path
 
 MAP = {"sdk": "edgekit", "converters": "edgekit.converters", "runtimes": "edgekit.runtimes",
        "benchmarks": "edgekit.benchmarks"}
-CORE = {"errors", "types", "formats", "precision", "manifest", "trust", "_quiet", "_offline", "machine", "options"}
+CORE = {"errors", "types", "formats", "precision", "manifest", "trust", "_quiet", "_offline", "machine", "options",
+        "space"}
 MODEL = {"model", "data", "datasets", "batching", "device_classes"}  # load and what it reads (device classes)
 RANK = {"core": 0, "runtimes": 1, "model": 2, "converters": 3, "checks": 3, "benchmarks": 4, "api": 5, "cli": 6}
 
