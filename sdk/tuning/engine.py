@@ -145,6 +145,9 @@ class Engine:
                 src.close()
         if hyper is not None:  # the model's own hyperparameters, as build drew them
             tr.params["build"] = hyper
+        missing = [o for o in self.objectives if tr.state != "failed" and tr.value(o) is None]
+        if missing:  # e.g. peak memory where /proc cannot say: no value to optimize
+            tr.state, tr.feasible, tr.reason = "failed", False, f"{', '.join(missing)} not measured on this machine"
         if tr.state != "failed":
             for key, value in constraints(tr, self.setup).items():
                 trial.set_constraint(key, value)
