@@ -257,3 +257,28 @@ def test_internal_symbols_are_not_shown(models):
     info = scan_onnx(models["jax_like"])
     assert _still_dynamic(info, {"x": {1: 13}}) == ["x dim 0"]  # named by input and axis, not unk__214
     assert str(_without_symbols(ValueError("Reshape: [unk__214, unk__216] vs [4]"))) == "Reshape: [?, ?] vs [4]"
+
+
+def test_batch_pinned_to_1_only_where_onnx2tf_fails_with_it(models, tmp_path, monkeypatch):
+    """Where onnx2tf fails with a dynamic batch (simulated: the real onnx2tf refuses any file whose dim 0 is not
+    fixed), the edge converts again with the batch pinned to 1, says so, and the gate runs the sample in chunks."""
+    import onnx
+    import onnx2tf
+
+    real = onnx2tf.convert
+
+    def strict(**kw):
+        dim0 = onnx.load(kw["input_onnx_file_path"]).graph.input[0].type.tensor_type.shape.dim[0]
+        if not dim0.HasField("dim_value"):
+            raise SystemExit(1)  # what onnx2tf does on many failures
+        return real(**kw)
+
+    monkeypatch.setattr(onnx2tf, "convert", strict)
+    rep = edgekit.convert(models["detector"], ["tflite"], output_dir=tmp_path)
+    res = rep["tflite"]
+    assert res.status == "pass" and res.parity["max_abs"] <= 1e-4, res.error
+    assert res.to_dict()["pinned"] == {"image": {"dim 0": 1}}
+    assert any(n.startswith("pinned dynamic dims: image dim 0 = 1") for n in res.notes)
+    assert not any("kept dynamic" in n for n in res.notes)
+    with edgekit.load(res.path) as m:
+        assert m.inputs[0].shape == (1, 3, 16, 16)
