@@ -273,3 +273,26 @@ def test_grid_reruns_a_point_interrupted_inside_its_trial(case, tmp_path, monkey
     assert [t.number for t in again.trials] == [0, 2]  # trial 1 was cut; trial 2 ran its point
     assert {t.params["precision"] for t in again.trials} == {"fp32", "int8-dynamic"}
     assert any("interrupted before a result" in w for w in again.warnings)
+
+
+def test_space_is_conditional_and_the_grid_enumerates_it():
+    import optuna
+
+    from edgekit.tuning.space import build_space
+
+    sp = build_space(("onnx", "tflite"), {**SMALL, "precision": ("fp32", "int8", "int4-weights"),
+                                          "onnx.calibrate_method": ("minmax", "entropy")})
+    configs = sp.configs()
+    onnx = [c for c in configs if c["target"] == "onnx"]
+    tfl = [c for c in configs if c["target"] == "tflite"]
+    # onnx: fp32 and int4-weights x 2 graph levels, int8 x 2 graph levels x 2 calibrate methods; tflite: fp32, int8
+    assert len(onnx) == 2 * 2 + 2 * 2 and len(tfl) == 2 and len(configs) == len({str(c) for c in configs})
+    assert {c["precision"] for c in tfl} == {"fp32", "int8"}  # no 4-bit weights pass for TFLite
+    assert all(("onnx.calibrate_method" in c) == (c["precision"] == "int8") for c in onnx)
+    assert all("onnxruntime.threads" not in c and "keep_float" not in c for c in tfl)
+    assert sp.param[("precision", "onnx")] == "precision:onnx"  # choices differ per target: one name each
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = [sp.suggest(study.ask()) for _ in range(20)]
+    assert all(d in configs for d in drawn) and len({str(d) for d in drawn}) > 3
+    with pytest.raises(InputError, match="unknown knob 'nope'"):
+        build_space(("onnx",), {"nope": (1,)})
