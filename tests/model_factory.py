@@ -496,7 +496,7 @@ def build_outlier_attention(out: Path, width: int = 32, outlier: float = 1000.0,
     idx = _rng(0).permutation(len(tokens))
     train, test = idx[:1400], idx[1400:]
     module = _outlier_attention_class()(width)
-    opt = torch.optim.Adam(module.parameters(), 1e-2)
+    opt = torch.optim.Adam(module.parameters(), min(1e-2, 0.32 / width))  # wider models diverge at 1e-2
     xt, yt = torch.from_numpy(tokens[train]), torch.from_numpy(y[train])
     for _ in range(epochs):
         perm = torch.randperm(len(xt))

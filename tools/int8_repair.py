@@ -64,6 +64,8 @@ def main() -> None:
     cpu = cpu_info()
     print(f"CPU: {cpu.get('model') or cpu}  |  width {args.width}, {len(tokens)} held-out samples, budget "
           f"{args.budget:g} pts, fp32 accuracy {np.mean(ref.argmax(-1) == labels):.4f}")
+    if np.mean(ref.argmax(-1) == labels) < 0.5:
+        print("WARNING: the fp32 model did not learn the digits (accuracy < 0.5): agreement figures mean little")
     print(f"{'target':9} {'variant':9} {'agreement':>9} {'accuracy':>8} {'p50 ms':>8} {'vs fp32':>8} "
           f"{'size KiB':>9}  kept float")
     for target in args.targets.split(","):
