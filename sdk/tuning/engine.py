@@ -93,20 +93,22 @@ class Engine:
             self.src.close()
 
     # ------------------------------------------------------------------------------------------------ study
-    def _sampler(self, name: str, n_grid: int):
-        """The sampler; tpe, gp and nsga2 read each trial's constraints (Trial.set_constraint, Optuna 5)."""
+    def _sampler(self, name: str, n_grid: int, trials):
+        """The sampler; tpe, gp and nsga2 read each trial's constraints (Trial.set_constraint, Optuna 5). Their
+        random start (and NSGA-II's population) is 8 trials, or a third of a smaller budget (at least 2)."""
         import optuna
 
         s = optuna.samplers
+        start = 8 if trials is None else max(2, min(8, trials // 3))
         if name == "grid":
             return s.GridSampler({"config": list(range(n_grid))}, seed=self.seed)
         if name == "random":
             return s.RandomSampler(seed=self.seed)
         if name == "tpe":
-            return s.TPESampler(seed=self.seed, multivariate=True, group=True, n_startup_trials=8)
+            return s.TPESampler(seed=self.seed, multivariate=True, group=True, n_startup_trials=start)
         if name == "gp":
-            return s.GPSampler(seed=self.seed, n_startup_trials=8, warn_independent_sampling=False)
-        return s.NSGAIISampler(seed=self.seed, population_size=8)
+            return s.GPSampler(seed=self.seed, n_startup_trials=start, warn_independent_sampling=False)
+        return s.NSGAIISampler(seed=self.seed, population_size=start)
 
     def run(self, storage: str, name: str, sampler: str, trials, timeout) -> TuneResult:
         import optuna
@@ -117,7 +119,7 @@ class Engine:
             _warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study = optuna.create_study(
                 storage=open_storage(storage), study_name=name, load_if_exists=True,
-                sampler=self._sampler(sampler, len(configs or [])), directions=["maximize" if o == "accuracy" else "minimize" for o in self.objectives])
+                sampler=self._sampler(sampler, len(configs or []), trials), directions=["maximize" if o == "accuracy" else "minimize" for o in self.objectives])
             done = sum(RESULT in t.user_attrs for t in study.get_trials(deepcopy=False))  # not interrupted ones
             total = trials if trials is not None else (len(configs) if configs else None if timeout else 30)
             left = None if total is None else max(0, total - done)
