@@ -210,3 +210,24 @@ def test_every_knob_maps_to_a_compress_option():
         assert field in names and k.when == {"precision": ("int8",)}
         for v in k.choices:
             assert getattr(CompressOptions(precision="int8", **{field: v}), field) == v
+
+
+def test_cli_budget_and_knob_flags(fixture, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from edgekit.cli.main import app
+
+    f = fixture
+    base = ["convert", str(f["onnx"]), "--precision", "int8", "--calibration", str(f["calib"])]
+    ok = CliRunner().invoke(app, [*base, "--to", "onnx", "--sample", str(f["data"]), "--max-accuracy-drop", "1.0",
+                                  "--calibration-samples", "100", "-o", str(tmp_path / "a"), "--json"])
+    assert ok.exit_code == 0, ok.output
+    t = json.loads(ok.stdout)["targets"][0]
+    assert t["status"] == "pass" and t["repair"]["met"] and t["repair"]["kept_float"]
+    assert t["parity"]["agreement_top1"] >= 0.99
+    bad = CliRunner().invoke(app, [*base, "--to", "tflite", "--keep-float", "2", "-o", str(tmp_path / "b")])
+    assert bad.exit_code == 2 and "tflite cannot honour --keep-float 2" in bad.stderr
+    word = CliRunner().invoke(app, [*base, "--to", "onnx", "--calibrate-method", "median", "-o", str(tmp_path / "c")])
+    assert word.exit_code == 2 and "calibrate_method must be one of minmax, entropy, percentile" in word.stderr
