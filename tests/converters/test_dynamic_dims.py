@@ -229,6 +229,14 @@ def test_input_shape_keeps_a_dim_dynamic(models, tmp_path):
         assert m.inputs[0].shape == (None, 7)
         feed = _feed("byte_classifier", 3, seq=7)
         assert np.max(np.abs(next(iter(m.predict(feed).values())) - _ort(models["byte_classifier"], feed)[0])) <= 1e-4
+    # every dim kept dynamic: nothing pinned (onnx2tf keeps this graph's sequence), any length runs
+    rep = edgekit.convert(models["byte_classifier"], ["tflite"], output_dir=tmp_path / "all",
+                          input_shapes={"bytes": (None, None)})
+    assert rep["tflite"].status == "pass" and rep["tflite"].to_dict()["pinned"] == {}, rep["tflite"].error
+    with edgekit.load(rep["tflite"].path) as m:
+        assert m.inputs[0].shape == (None, None)
+        feed = _feed("byte_classifier", 2, seq=21)
+        assert np.max(np.abs(next(iter(m.predict(feed).values())) - _ort(models["byte_classifier"], feed)[0])) <= 1e-4
 
 
 def test_unknown_input_name_is_refused_before_work(models, tmp_path):
