@@ -113,25 +113,35 @@ class Engine:
     def run(self, storage: str, name: str, sampler: str, trials, timeout) -> TuneResult:
         import optuna
 
+        before = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported as results
         configs = self.space.configs() if sampler == "grid" else None
-        with _warnings.catch_warnings():
-            _warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study = optuna.create_study(
-                storage=open_storage(storage), study_name=name, load_if_exists=True,
-                sampler=self._sampler(sampler, len(configs or []), trials), directions=["maximize" if o == "accuracy" else "minimize" for o in self.objectives])
-            done = sum(RESULT in t.user_attrs for t in study.get_trials(deepcopy=False))  # not interrupted ones
-            total = trials if trials is not None else (len(configs) if configs else None if timeout else 30)
-            left = None if total is None else max(0, total - done)
-            if left != 0:
-                try:
-                    study.optimize(lambda t: self._objective(t, configs), n_trials=left, timeout=timeout,
-                                   catch=(TrialFailed,), callbacks=[self._callback], gc_after_trial=False)
-                except KeyboardInterrupt:
-                    self.interrupted = True
-                    self.warnings.append("interrupted: every finished trial is kept; rerun with the same storage "
-                                         "and study to resume")
+        try:
+            with _warnings.catch_warnings():
+                _warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study = optuna.create_study(
+                    storage=open_storage(storage), study_name=name, load_if_exists=True,
+                    sampler=self._sampler(sampler, len(configs or []), trials),
+                    directions=["maximize" if o == "accuracy" else "minimize" for o in self.objectives])
+                self._optimize(study, configs, trials, timeout)
+        finally:
+            optuna.logging.set_verbosity(before)
         return self._result(study, storage, name)
+
+    def _optimize(self, study, configs, trials, timeout) -> None:
+        """Run until the study holds ``trials`` results (default: the grid's size, else 30 or until ``timeout``)."""
+        done = sum(RESULT in t.user_attrs for t in study.get_trials(deepcopy=False))  # not interrupted ones
+        total = trials if trials is not None else (len(configs) if configs else None if timeout else 30)
+        left = None if total is None else max(0, total - done)
+        if left == 0:
+            return
+        try:
+            study.optimize(lambda t: self._objective(t, configs), n_trials=left, timeout=timeout,
+                           catch=(TrialFailed,), callbacks=[self._callback], gc_after_trial=False)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.warnings.append("interrupted: every finished trial is kept; rerun with the same storage and study "
+                                 "to resume")
 
     def _objective(self, trial, configs):
         params = self._grid_point(trial, configs) if configs is not None else None
