@@ -44,7 +44,7 @@ def _given(options: ConvertOptions, name: str, rank: int) -> dict[int, int]:
 def _examples(inputs, options: ConvertOptions, pinned: bool) -> list[np.ndarray]:
     """Example arrays: the sample (tiled so a dynamic dim is >= 2 when it stays dynamic), cut to the pinned
     shape when pinning (dynamic dims: --input-shape, else the sample's, batch 1)."""
-    from .onnx_torch_ops import DTYPES
+    from .onnx_torch_shape_ops import DTYPES
 
     sample = options.sample or {}
     arrays = []

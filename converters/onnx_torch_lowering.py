@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .onnx_torch_ops import STATIC, SUPPORTED, Dims, build_ops, to_tensor
+from .onnx_torch_ops import STATIC, SUPPORTED, build_ops
+from .onnx_torch_shape_ops import Dims, to_tensor
 
 
 def _attrs(node) -> dict:
@@ -21,13 +22,14 @@ def _attrs(node) -> dict:
 
 
 class Node:
-    __slots__ = ("op", "inputs", "outputs", "attrs", "name")
+    __slots__ = ("op", "inputs", "outputs", "attrs", "name", "opset")
 
-    def __init__(self, op, inputs, outputs, attrs, name):
+    def __init__(self, op, inputs, outputs, attrs, name, opset):
         self.op, self.inputs, self.outputs, self.attrs, self.name = op, inputs, outputs, attrs, name
+        self.opset = opset  # the model's default-domain opset: a few ops changed meaning across versions
 
 
-SMALL = 64  # integer constants up to this many elements stay numpy (static); others become buffers
+SMALL = 64  # constants up to this many elements stay numpy (static); larger ones become buffers
 
 
 def unsupported(model) -> list[str]:
@@ -65,7 +67,8 @@ def _build_module_class():
             inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
             self.input_names = [i.name for i in g.input if i.name not in inits]
             self.output_names = [o.name for o in g.output]
-            self.nodes = [Node(n.op_type, list(n.input), list(n.output), _attrs(n), n.name) for n in g.node]
+            opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 21)
+            self.nodes = [Node(n.op_type, list(n.input), list(n.output), _attrs(n), n.name, opset) for n in g.node]
             self._static: dict[str, np.ndarray] = {}
             self._buffers_of: dict[str, str] = {}
             for name, arr in inits.items():
@@ -74,7 +77,7 @@ def _build_module_class():
 
         def _keep(self, name, value):
             arr = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-            if arr.dtype.kind in "iub" and arr.size <= SMALL:
+            if arr.size <= SMALL:  # static: read as plain numbers where an op needs them (axes, scales, ...)
                 self._static[name] = arr
             else:
                 key = f"c{len(self._buffers_of)}"

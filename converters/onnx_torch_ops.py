@@ -4,72 +4,13 @@
 Shape values (Shape's output and what is computed from it) are ``Dims``/``Scalar`` lists of Python ints or, under
 torch.export with dynamic dims, SymInts; integer constants up to a few dozen elements arrive as numpy arrays at
 the positions in ``STATIC`` (axes, shapes, slice bounds, gather indices). ONNX semantics that torch has no direct
-form for (asymmetric pool pads, negative slice steps, ConvTranspose output_shape) raise NotImplementedError.
+form (uncounted asymmetric average-pool pads, negative slice steps, ConvTranspose output_shape, Resize modes
+torch.nn.functional.interpolate does not compute) raise NotImplementedError naming the op.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-# ONNX TensorProto element type -> torch dtype name
-DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 9: "bool", 10: "float16",
-          11: "float64", 16: "bfloat16"}
-
-
-class Dims(list):
-    """A shape value (the output of Shape and what is computed from it): Python ints or SymInts."""
-
-
-class Scalar(Dims):
-    """A 0-d shape value (one element of a shape): a one-element list."""
-
-
-def _dt(code: int):
-    import torch
-
-    return getattr(torch, DTYPES[code])
-
-
-def _ints(v) -> list:
-    """A static integer list from a shape value, a constant tensor or a Python list."""
-    if isinstance(v, Dims):
-        return list(v)
-    if hasattr(v, "tolist"):
-        out = v.tolist()
-        return out if isinstance(out, list) else [out]
-    return list(v)
-
-
-def to_tensor(v):
-    import torch
-
-    if isinstance(v, np.ndarray):
-        return torch.from_numpy(v.copy())
-    if isinstance(v, Scalar):
-        return torch.as_tensor(v[0], dtype=torch.int64)
-    if isinstance(v, Dims):
-        return torch.stack([torch.as_tensor(d, dtype=torch.int64) for d in v]) if v else torch.zeros(
-            0, dtype=torch.int64)
-    return v
-
-
-def _shape_math(fn, a, b):
-    """Elementwise arithmetic where one side is a shape value: stays a shape value."""
-    xs, ys = _ints(a), _ints(b)
-    if len(xs) == 1 and len(ys) != 1:
-        xs = xs * len(ys)
-    if len(ys) == 1 and len(xs) != 1:
-        ys = ys * len(xs)
-    scalar = all(isinstance(v, Scalar) or np.ndim(v) == 0 for v in (a, b))
-    return (Scalar if scalar else Dims)(fn(x, y) for x, y in zip(xs, ys))
-
-
-def _binary(torch_fn, py_fn):
-    def op(n, a, b):
-        if isinstance(a, Dims) or isinstance(b, Dims):
-            return _shape_math(py_fn, a, b)
-        return torch_fn(a, b)
-    return op
+from .onnx_torch_shape_ops import axes_of, binary, ints, shape_ops
 
 
 def _div(a, b):
@@ -80,31 +21,39 @@ def _div(a, b):
     return a / b
 
 
-def _axes(n, inputs, pos, rank=None):
-    axes = n.attrs.get("axes")
-    if axes is None and len(inputs) > pos and inputs[pos] is not None:
-        axes = _ints(inputs[pos])
-    if axes is None:
-        return None
-    return [a + rank if a < 0 and rank is not None else a for a in axes]
+def _pads(n, x, kernel) -> tuple[list, list]:
+    """(begin, end) pads per spatial dim, from ``pads`` or ``auto_pad`` (SAME_UPPER/SAME_LOWER as ONNX defines)."""
+    rank = x.dim() - 2
+    auto = n.attrs.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        strides, dil = n.attrs.get("strides", [1] * rank), n.attrs.get("dilations", [1] * rank)
+        begin, end = [], []
+        for i in range(rank):
+            size = x.shape[2 + i]
+            total = max((-(-size // strides[i]) - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 - size, 0)
+            small, big = total // 2, total - total // 2
+            begin.append(small if auto == "SAME_UPPER" else big)
+            end.append(big if auto == "SAME_UPPER" else small)
+        return begin, end
+    pads = [0] * (2 * rank) if auto == "VALID" else list(n.attrs.get("pads", [0] * (2 * rank)))
+    return pads[:rank], pads[rank:]
 
 
-def _pads(n, rank: int):
-    pads = list(n.attrs.get("pads", [0] * (2 * rank)))
-    if n.attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET", b"VALID", "VALID"):
-        raise NotImplementedError(f"{n.op} auto_pad={n.attrs['auto_pad']!r}")
-    begin, end = pads[:rank], pads[rank:]
-    return begin, end
+def _pad_explicit(x, begin, end, value=0.0):
+    import torch.nn.functional as F
+
+    rank = len(begin)
+    return F.pad(x, [p for i in reversed(range(rank)) for p in (begin[i], end[i])], value=value)
 
 
 def _conv(n, x, w, b=None):
     import torch.nn.functional as F
 
     rank = x.dim() - 2
-    begin, end = _pads(n, rank)
+    begin, end = _pads(n, x, list(w.shape[2:]))
     if begin != end:
-        x = F.pad(x, [p for i in reversed(range(rank)) for p in (begin[i], end[i])])
-        begin = [0] * rank
+        x, begin = _pad_explicit(x, begin, end), [0] * rank
     fn = (F.conv1d, F.conv2d, F.conv3d)[rank - 1]
     return fn(x, w, b, stride=n.attrs.get("strides", 1), padding=begin, dilation=n.attrs.get("dilations", 1),
               groups=n.attrs.get("group", 1))
@@ -114,7 +63,9 @@ def _conv_transpose(n, x, w, b=None):
     import torch.nn.functional as F
 
     rank = x.dim() - 2
-    begin, end = _pads(n, rank)
+    if n.attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise NotImplementedError("ConvTranspose with auto_pad")
+    begin, end = _pads(n, x, list(w.shape[2:]))
     if begin != end or "output_shape" in n.attrs:
         raise NotImplementedError("ConvTranspose with asymmetric pads or output_shape")
     fn = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[rank - 1]
@@ -137,9 +88,11 @@ def _pool(n, x, kind: str):
 
     rank = x.dim() - 2
     k = n.attrs["kernel_shape"]
-    begin, end = _pads(n, rank)
-    if begin != end:
-        raise NotImplementedError(f"{n.op} with asymmetric pads")
+    begin, end = _pads(n, x, k)
+    if begin != end:  # pad first: -inf for max, zeros for an average that counts them
+        if kind == "avg" and not n.attrs.get("count_include_pad"):
+            raise NotImplementedError("AveragePool with asymmetric pads that are not counted")
+        x, begin = _pad_explicit(x, begin, end, float("-inf") if kind == "max" else 0.0), [0] * rank
     stride, ceil = n.attrs.get("strides", [1] * rank), bool(n.attrs.get("ceil_mode", 0))
     if kind == "max":
         if n.attrs.get("storage_order") or len(n.outputs) > 1:
@@ -156,7 +109,7 @@ def _reduce(fn_name):
     def op(n, x, axes_in=None):
         import torch
 
-        axes = _axes(n, [x, axes_in], 1, x.dim())
+        axes = axes_of(n, [x, axes_in], 1, x.dim())
         keep = bool(n.attrs.get("keepdims", 1))
         if axes is None or axes == []:
             if n.attrs.get("noop_with_empty_axes"):
@@ -170,100 +123,12 @@ def _reduce(fn_name):
     return op
 
 
-def _reshape(n, x, shape):
-    dims = _ints(shape)
-    if isinstance(x, Dims):  # a shape value reshaped to 0-d or 1-d
-        return Scalar(x) if dims == [] else Dims(x)
-    if not n.attrs.get("allowzero"):
-        dims = [x.shape[i] if isinstance(d, int) and d == 0 else d for i, d in enumerate(dims)]
-    return x.reshape(dims)
-
-
-def _slice(n, x, starts=None, ends=None, axes=None, steps=None):
-    if n.attrs.get("starts") is not None:  # opset < 10
-        starts, ends, axes = n.attrs["starts"], n.attrs["ends"], n.attrs.get("axes")
-    if isinstance(x, Dims):
-        s, e = _ints(starts)[0], _ints(ends)[0]
-        step = _ints(steps)[0] if steps is not None else 1
-        return Dims(list(x)[s:e:step] if abs(e) < 1 << 62 else list(x)[s::step])
-    starts, ends = _ints(starts), _ints(ends)
-    axes = _ints(axes) if axes is not None else list(range(len(starts)))
-    steps = _ints(steps) if steps is not None else [1] * len(starts)
-    idx = [slice(None)] * x.dim()
-    for s, e, a, st in zip(starts, ends, axes, steps):
-        if isinstance(st, int) and st < 0:
-            raise NotImplementedError("Slice with a negative step")
-        e = None if isinstance(e, int) and e >= 1 << 62 else e
-        idx[a % x.dim()] = slice(s, e, st)
-    return x[tuple(idx)]
-
-
-def _gather(n, x, idx):
-    import torch
-
-    axis = n.attrs.get("axis", 0)
-    if isinstance(x, Dims):
-        i = _ints(idx)
-        return Scalar([x[i[0]]]) if np.ndim(idx) == 0 else Dims(x[j] for j in i)
-    axis %= x.dim()
-    if isinstance(idx, np.ndarray) and idx.ndim == 0:
-        return x.select(axis, int(idx))
-    idx = to_tensor(idx)
-    if idx.dim() == 0:
-        return torch.index_select(x, axis, idx.reshape(1)).squeeze(axis)
-    flat = torch.where(idx < 0, idx + x.shape[axis], idx).reshape(-1)
-    out = torch.index_select(x, axis, flat)
-    return out.reshape(list(x.shape[:axis]) + list(idx.shape) + list(x.shape[axis + 1:]))
-
-
-def _unsqueeze(n, x, axes=None):
-    axes = _axes(n, [x, axes], 1)
-    if isinstance(x, Dims):  # a scalar shape element made a 1-D shape value
-        return Dims(x)
-    rank = x.dim() + len(axes)
-    for a in sorted(a % rank for a in axes):
-        x = x.unsqueeze(a)
-    return x
-
-
-def _squeeze(n, x, axes=None):
-    if isinstance(x, Dims):
-        return Scalar(x)
-    axes = _axes(n, [x, axes], 1, x.dim())
-    if axes is None:
-        return x.squeeze()
-    for a in sorted(axes, reverse=True):
-        x = x.squeeze(a)
-    return x
-
-
-def _concat(n, *xs):
-    import torch
-
-    if any(isinstance(x, Dims) for x in xs):
-        return Dims(d for x in xs for d in _ints(x))
-    return torch.cat(xs, n.attrs["axis"])
-
-
-def _cast(n, x):
-    dtype = _dt(n.attrs["to"])
-    if isinstance(x, Dims):  # a shape value stays one while integer
-        return x if not dtype.is_floating_point else to_tensor(x).to(dtype)
-    return x.to(dtype)
-
-
-def _mod(n, a, b):
-    import torch
-
-    if n.attrs.get("fmod"):
-        return torch.fmod(to_tensor(a), to_tensor(b))
-    return _binary(torch.remainder, lambda x, y: x % y)(n, a, b)
-
-
 def _softmax(fn):
     def op(n, x):
-        axis = n.attrs.get("axis", -1)
-        return fn(x, axis)
+        if n.opset >= 13:
+            return fn(x, n.attrs.get("axis", -1))
+        axis = n.attrs.get("axis", 1) % x.dim()  # before opset 13: over everything from axis on, as one 2-D row
+        return fn(x.reshape(list(x.shape[:axis]) + [-1]), -1).reshape(x.shape)
     return op
 
 
@@ -297,48 +162,26 @@ def _clip(n, x, lo=None, hi=None):
     return torch.clamp(x, None if lo is None else lo, None if hi is None else hi)
 
 
-def _transpose(n, x):
-    perm = n.attrs.get("perm", list(range(x.dim() - 1, -1, -1)))
-    return x.permute(perm)
+def _resize(n, x, roi=None, scales=None, sizes=None):
+    """Resize as torch's interpolate computes it: nearest with asymmetric/floor, (bi/tri)linear with half_pixel,
+    pytorch_half_pixel or align_corners; other modes raise."""
+    import torch.nn.functional as F
 
+    def word(key, default):
+        v = n.attrs.get(key, default)
+        return v.decode() if isinstance(v, bytes) else v
 
-def _flatten(n, x):
-    axis = n.attrs.get("axis", 1) % max(x.dim(), 1) if n.attrs.get("axis", 1) else 0
-    lead = 1
-    for d in x.shape[:axis]:
-        lead = lead * d
-    return x.reshape(lead, -1)
-
-
-def _shape(n, x):
-    shape = list(x.shape) if not isinstance(x, Dims) else [len(x)]
-    return Dims(shape[n.attrs.get("start", 0):n.attrs.get("end", len(shape))])
-
-
-def _expand(n, x, shape):
-    import torch
-
-    dims = _ints(shape)
-    rank = max(x.dim(), len(dims))
-    dims = [1] * (rank - len(dims)) + dims
-    have = [1] * (rank - x.dim()) + list(x.shape)
-    target = [h if (isinstance(d, int) and d == 1) else d for d, h in zip(dims, have)]
-    return torch.broadcast_to(x.reshape(have), target)
-
-
-def _where(n, c, a, b):
-    import torch
-
-    return torch.where(to_tensor(c), to_tensor(a), to_tensor(b))
-
-
-def _constant_of_shape(n, shape):
-    import torch
-
-    value = n.attrs.get("value")
-    fill = torch.from_numpy(__import__("onnx").numpy_helper.to_array(value).copy()) if value is not None else \
-        torch.zeros(1)
-    return torch.full(_ints(shape), fill.reshape(-1)[0].item(), dtype=fill.dtype)
+    mode, coord = word("mode", "nearest"), word("coordinate_transformation_mode", "half_pixel")
+    spatial = x.dim() - 2
+    size = ints(sizes)[2:] if sizes is not None and len(ints(sizes)) else None
+    factor = [float(s) for s in ints(scales)[2:]] if size is None else None
+    if mode == "nearest" and coord == "asymmetric" and word("nearest_mode", "round_prefer_floor") == "floor":
+        return F.interpolate(x, size=size, scale_factor=factor, mode="nearest")
+    if mode == "linear" and coord in ("half_pixel", "pytorch_half_pixel", "align_corners") and spatial <= 3:
+        kind = ("linear", "bilinear", "trilinear")[spatial - 1]
+        return F.interpolate(x, size=size, scale_factor=factor, mode=kind, align_corners=coord == "align_corners",
+                             recompute_scale_factor=False if factor else None)
+    raise NotImplementedError(f"Resize mode={mode} coordinate_transformation_mode={coord}")
 
 
 def build_ops() -> dict:
@@ -353,12 +196,12 @@ def build_ops() -> dict:
     ops = {k: (lambda fn: lambda n, x: fn(x))(fn) for k, fn in unary.items()}
     ops.update({
         "Identity": lambda n, x: x, "Dropout": lambda n, x, *rest: x,
-        "Add": _binary(torch.add, operator.add), "Sub": _binary(torch.sub, operator.sub),
-        "Mul": _binary(torch.mul, operator.mul), "Div": _binary(_div, operator.floordiv),
-        "Pow": lambda n, a, b: torch.pow(a, b), "Mod": _mod, "Equal": _binary(torch.eq, operator.eq),
+        "Add": binary(torch.add, operator.add), "Sub": binary(torch.sub, operator.sub),
+        "Mul": binary(torch.mul, operator.mul), "Div": binary(_div, operator.floordiv),
+        "Pow": lambda n, a, b: torch.pow(a, b), "Equal": binary(torch.eq, operator.eq),
         "Less": lambda n, a, b: torch.lt(a, b), "Greater": lambda n, a, b: torch.gt(a, b),
         "Max": lambda n, *xs: _fold(torch.maximum, xs), "Min": lambda n, *xs: _fold(torch.minimum, xs),
-        "Sum": lambda n, *xs: _fold(torch.add, xs), "Where": _where,
+        "Sum": lambda n, *xs: _fold(torch.add, xs), "Resize": _resize,
         "MatMul": lambda n, a, b: torch.matmul(a, b), "Gemm": _gemm, "Conv": _conv, "ConvTranspose": _conv_transpose,
         "Gelu": _gelu, "Clip": _clip, "LeakyRelu": lambda n, x: F.leaky_relu(x, n.attrs.get("alpha", 0.01)),
         "HardSigmoid": lambda n, x: torch.clamp(x * n.attrs.get("alpha", 0.2) + n.attrs.get("beta", 0.5), 0, 1),
@@ -368,9 +211,7 @@ def build_ops() -> dict:
         "GlobalAveragePool": lambda n, x: x.mean(dim=list(range(2, x.dim())), keepdim=True),
         "GlobalMaxPool": lambda n, x: x.amax(dim=list(range(2, x.dim())), keepdim=True),
         "ReduceMean": _reduce("mean"), "ReduceSum": _reduce("sum"), "ReduceMax": _reduce("max"),
-        "ReduceMin": _reduce("min"), "Reshape": _reshape, "Transpose": _transpose, "Flatten": _flatten,
-        "Squeeze": _squeeze, "Unsqueeze": _unsqueeze, "Concat": _concat, "Slice": _slice, "Gather": _gather,
-        "Cast": _cast, "Shape": _shape, "Expand": _expand, "ConstantOfShape": _constant_of_shape,
+        "ReduceMin": _reduce("min"), **shape_ops(),
     })
     return ops
 
@@ -385,10 +226,10 @@ def _fold(fn, xs):
 SUPPORTED = ("Abs Add AveragePool BatchNormalization Cast Ceil Clip Concat ConstantOfShape Constant Conv "
              "ConvTranspose Div Dropout Equal Erf Exp Expand Flatten Floor Gather Gelu Gemm GlobalAveragePool "
              "GlobalMaxPool Greater HardSigmoid Identity LayerNormalization LeakyRelu Less Log LogSoftmax MatMul Max "
-             "MaxPool Min Mod Mul Neg Not Pow Reciprocal ReduceMax ReduceMean ReduceMin ReduceSum Relu Reshape Shape "
-             "Sigmoid Slice Softmax Softplus Sqrt Squeeze Sub Sum Tanh Transpose Unsqueeze Where").split()
+             "MaxPool Min Mod Mul Neg Not Pad Pow Reciprocal ReduceMax ReduceMean ReduceMin ReduceSum Relu Reshape Resize Shape "
+             "Sigmoid Slice Softmax Softplus Split Sqrt Squeeze Sub Sum Tanh Transpose Unsqueeze Where").split()
 
 # inputs read as plain integers (kept as numpy constants or shape values, never made tensors)
 STATIC = {"Reshape": (1,), "Slice": (1, 2, 3, 4), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceMean": (1,),
           "ReduceSum": (1,), "ReduceMax": (1,), "ReduceMin": (1,), "Expand": (1,), "ConstantOfShape": (0,),
-          "Gather": (1,)}
+          "Gather": (1,), "Split": (1,), "Pad": (1, 2, 3), "Resize": (1, 2, 3)}

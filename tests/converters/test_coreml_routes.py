@@ -241,9 +241,10 @@ def _op_cases():
                              count_include_pad=0), mk("GlobalAveragePool", ["a"], ["g"]),
                           mk("Flatten", ["g"], ["y"])], x4, []),
         "maxpool_ceil": ([mk("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)], x4, []),
-        "activations": ([mk("Gelu", ["x"], ["a"]), mk("Sigmoid", ["a"], ["b"]), mk("Erf", ["b"], ["c"]),
-                         mk("LeakyRelu", ["c"], ["d"], alpha=0.2), mk("Tanh", ["d"], ["e"]),
-                         mk("Clip", ["e", "lo", "hi"], ["f"]), mk("Softmax", ["f"], ["y"], axis=1)], x3,
+        "activations": ([mk("Gelu", ["x"], ["a"]), mk("Sigmoid", ["x"], ["b"]), mk("Erf", ["x"], ["c"]),
+                         mk("LeakyRelu", ["x"], ["d"], alpha=0.2), mk("Tanh", ["x"], ["e"]),
+                         mk("Clip", ["x", "lo", "hi"], ["f"]), mk("Softmax", ["x"], ["g"], axis=1),
+                         mk("Sum", ["a", "b", "c", "d", "e", "f", "g"], ["y"])], x3,
                         [("lo", np.float32(-0.3)), ("hi", np.float32(0.4))]),
         "gemm_layernorm": ([mk("Reshape", ["x", "sh"], ["a"]), mk("Gemm", ["a", "w", "c"], ["g"], transB=1, alpha=.5,
                                                                   beta=2.),
@@ -265,6 +266,16 @@ def _op_cases():
                                    mk("Sqrt", ["p"], ["y"])], x3,
                                   [("axes", np.array([1])), ("ax2", np.array([2])), ("es", np.array([1, 6, 5])),
                                    ("two", np.float32(2.0))]),
+        "same_pads_split_pad": ([mk("Conv", ["x", "w"], ["c"], auto_pad="SAME_UPPER", strides=[2, 2]),
+                                 mk("MaxPool", ["c"], ["m"], kernel_shape=[2, 2], auto_pad="SAME_LOWER"),
+                                 mk("Split", ["m", "halves"], ["a", "b"], axis=1), mk("Sub", ["a", "b"], ["d"]),
+                                 mk("Pad", ["d", "pads", "fill"], ["y"])], x4,
+                                [("w", r.standard_normal((4, 3, 3, 3)).astype(np.float32)), ("halves", np.array([2, 2])),
+                                 ("pads", np.array([0, 0, 1, 2, 0, 0, 2, 1])), ("fill", np.float32(0.5))]),
+        "resize": ([mk("Resize", ["x", "", "sc"], ["a"], mode="nearest", coordinate_transformation_mode="asymmetric",
+                      nearest_mode="floor"),
+                    mk("Resize", ["a", "", "sc"], ["y"], mode="linear", coordinate_transformation_mode="half_pixel")],
+                   x4, [("sc", np.array([1, 1, 2, 1.5], np.float32))]),
     }
 
 
@@ -276,8 +287,11 @@ def test_each_op_matches_onnxruntime(tmp_path):
 
     from edgekit.converters.onnx_torch_lowering import lower
 
-    for name, (nodes, inputs, inits) in _op_cases().items():
-        model = _graph(nodes, inputs, inits)
+    cases = {**_op_cases(), "softmax_opset11": ([__import__("onnx").helper.make_node("Softmax", ["x"], ["y"])],
+                                                {"x": np.linspace(-2, 2, 2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)},
+                                                [], 11)}
+    for name, (nodes, inputs, inits, *opset) in cases.items():
+        model = _graph(nodes, inputs, inits, *opset)
         sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         module = lower(model).eval()
         args = tuple(torch.from_numpy(v) for v in inputs.values())
