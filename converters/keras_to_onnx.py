@@ -45,10 +45,7 @@ class KerasToOnnx(Edge):
                                                          custom_op_handlers=HANDLERS)
                 _rename_outputs(proto, list(sig.structured_outputs))
             else:
-                model = keras_model(src)
-                spec = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in model.inputs]
-                proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET,
-                                                      custom_op_handlers=HANDLERS)
+                proto = _from_keras(keras_model(src))
         except Exception as e:  # tf2onnx raises assorted exception types
             raise fail("tf2onnx failed", e) from e
         if options.precision == "fp16":
@@ -57,6 +54,27 @@ class KerasToOnnx(Edge):
             proto = fp16_proto(proto)
         finish(proto, path, "tf2onnx")
         return Artifact(path, Format.ONNX, options.precision)
+
+
+def _from_keras(model):
+    """tf2onnx's from_keras reads output names from Keras' graph; a Keras 3 Sequential model has none (it failed
+    with "'keras_tensor_8'"), so it is traced as a function returning its outputs keyed output_0, ... (the names
+    every other target gives it)."""
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in model.inputs]
+    names = list(getattr(model, "output_names", None) or [])
+    if len(names) == len(model.outputs):
+        return tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET, custom_op_handlers=HANDLERS)[0]
+    names = [f"output_{i}" for i in range(len(model.outputs))]
+
+    @tf.function(input_signature=spec)
+    def fn(*args):
+        y = model(list(args) if len(args) > 1 else args[0], training=False)
+        return {n: tf.identity(v, name=n) for n, v in zip(names, y if isinstance(y, (list, tuple)) else [y])}
+
+    return tf2onnx.convert.from_function(fn, input_signature=spec, opset=OPSET, custom_op_handlers=HANDLERS)[0]
 
 
 def _rename_outputs(proto, names: list[str]) -> None:

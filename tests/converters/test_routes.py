@@ -173,3 +173,23 @@ def test_torchscript_and_pickled_modules_convert_with_a_sample(cases, tmp_path, 
         convert(c.files[kind], ["onnx"], output_dir=tmp_path / "p", trust_code=True)
     names = list(c.torch_inputs)
     assert all(f"{n}=x_" in err.value.hint for n in names) and "torch.export.save" in err.value.hint
+
+
+def test_keras_sequential_to_onnx_keeps_the_names_of_every_target(tmp_path):
+    """A Keras 3 Sequential model records no output names; tf2onnx's from_keras failed on it ('keras_tensor_8')."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)])
+    m.save(tmp_path / "seq.keras")
+    x = np.random.default_rng(0).standard_normal((8, 8)).astype(np.float32)
+    ref = np.asarray(m(x))
+    rep = convert(tmp_path / "seq.keras", ["onnx", "tflite"], output_dir=tmp_path / "o", sample={"input_layer": x})
+    names = {}
+    for t in ("onnx", "tflite"):
+        assert rep[t].status == "pass", rep[t].error
+        with edgekit.load(rep[t].path) as loaded:
+            names[t] = ([s.name for s in loaded.inputs], [s.name for s in loaded.outputs])
+            got = loaded.predict(x)["output_0"]
+        assert np.max(np.abs(got - ref)) <= 1e-5
+    assert names["onnx"] == names["tflite"] == (["input_layer"], ["output_0"])
