@@ -184,6 +184,14 @@ def _resize(n, x, roi=None, scales=None, sizes=None):
     raise NotImplementedError(f"Resize mode={mode} coordinate_transformation_mode={coord}")
 
 
+def _arg(fn):
+    def op(n, x):
+        if n.attrs.get("select_last_index"):
+            raise NotImplementedError(f"{n.op} with select_last_index")
+        return fn(x, dim=n.attrs.get("axis", 0), keepdim=bool(n.attrs.get("keepdims", 1)))
+    return op
+
+
 def build_ops() -> dict:
     import operator
 
@@ -192,7 +200,8 @@ def build_ops() -> dict:
 
     unary = {"Relu": torch.relu, "Sigmoid": torch.sigmoid, "Tanh": torch.tanh, "Erf": torch.erf, "Exp": torch.exp,
              "Log": torch.log, "Sqrt": torch.sqrt, "Neg": torch.neg, "Abs": torch.abs, "Reciprocal": torch.reciprocal,
-             "Softplus": F.softplus, "Floor": torch.floor, "Ceil": torch.ceil, "Not": torch.logical_not}
+             "Softplus": F.softplus, "Floor": torch.floor, "Ceil": torch.ceil, "Not": torch.logical_not,
+             "Sin": torch.sin, "Cos": torch.cos}
     ops = {k: (lambda fn: lambda n, x: fn(x))(fn) for k, fn in unary.items()}
     ops.update({
         "Identity": lambda n, x: x, "Dropout": lambda n, x, *rest: x,
@@ -201,7 +210,8 @@ def build_ops() -> dict:
         "Pow": lambda n, a, b: torch.pow(a, b), "Equal": binary(torch.eq, operator.eq),
         "Less": lambda n, a, b: torch.lt(a, b), "Greater": lambda n, a, b: torch.gt(a, b),
         "Max": lambda n, *xs: _fold(torch.maximum, xs), "Min": lambda n, *xs: _fold(torch.minimum, xs),
-        "Sum": lambda n, *xs: _fold(torch.add, xs), "Resize": _resize,
+        "Sum": lambda n, *xs: _fold(torch.add, xs), "Resize": _resize, "ArgMax": _arg(torch.argmax),
+        "ArgMin": _arg(torch.argmin),
         "MatMul": lambda n, a, b: torch.matmul(a, b), "Gemm": _gemm, "Conv": _conv, "ConvTranspose": _conv_transpose,
         "Gelu": _gelu, "Clip": _clip, "LeakyRelu": lambda n, x: F.leaky_relu(x, n.attrs.get("alpha", 0.01)),
         "HardSigmoid": lambda n, x: torch.clamp(x * n.attrs.get("alpha", 0.2) + n.attrs.get("beta", 0.5), 0, 1),
@@ -223,13 +233,15 @@ def _fold(fn, xs):
     return out
 
 
-SUPPORTED = ("Abs Add AveragePool BatchNormalization Cast Ceil Clip Concat ConstantOfShape Constant Conv "
-             "ConvTranspose Div Dropout Equal Erf Exp Expand Flatten Floor Gather Gelu Gemm GlobalAveragePool "
-             "GlobalMaxPool Greater HardSigmoid Identity LayerNormalization LeakyRelu Less Log LogSoftmax MatMul Max "
-             "MaxPool Min Mod Mul Neg Not Pad Pow Reciprocal ReduceMax ReduceMean ReduceMin ReduceSum Relu Reshape Resize Shape "
-             "Sigmoid Slice Softmax Softplus Split Sqrt Squeeze Sub Sum Tanh Transpose Unsqueeze Where").split()
+SUPPORTED = ("Abs Add ArgMax ArgMin AveragePool BatchNormalization Cast Ceil Clip Concat Constant "
+             "ConstantOfShape Conv ConvTranspose Cos Div Dropout Equal Erf Exp Expand Flatten Floor Gather Gelu "
+             "Gemm GlobalAveragePool GlobalMaxPool Greater HardSigmoid Identity LayerNormalization LeakyRelu "
+             "Less Log LogSoftmax MatMul Max MaxPool Min Mod Mul Neg Not Pad Pow Range Reciprocal ReduceMax "
+             "ReduceMean ReduceMin ReduceSum Relu Reshape Resize Shape Sigmoid Sin Slice Softmax Softplus Split "
+             "Sqrt Squeeze Sub Sum Tanh Tile Transpose Unsqueeze Where").split()
 
 # inputs read as plain integers (kept as numpy constants or shape values, never made tensors)
 STATIC = {"Reshape": (1,), "Slice": (1, 2, 3, 4), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceMean": (1,),
           "ReduceSum": (1,), "ReduceMax": (1,), "ReduceMin": (1,), "Expand": (1,), "ConstantOfShape": (0,),
-          "Gather": (1,), "Split": (1,), "Pad": (1, 2, 3), "Resize": (1, 2, 3)}
+          "Gather": (1,), "Split": (1,), "Pad": (1, 2, 3), "Resize": (1, 2, 3), "Range": (0, 1, 2),
+          "Tile": (1,)}

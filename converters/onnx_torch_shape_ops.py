@@ -199,7 +199,23 @@ def _expand(n, x, shape):
 def _where(n, c, a, b):
     import torch
 
-    return torch.where(to_tensor(c), to_tensor(a), to_tensor(b))
+    if isinstance(c, Dims):  # shape arithmetic (e.g. Where(Equal(shape, -1), 1, shape)): stays a shape value
+        cs, xs, ys = ints(c), ints(a), ints(b)
+        xs, ys = (xs * len(cs) if len(xs) == 1 else xs), (ys * len(cs) if len(ys) == 1 else ys)
+        return Dims(x if k else y for k, x, y in zip(cs, xs, ys))
+    return torch.where(to_tensor(c).bool(), to_tensor(a), to_tensor(b))
+
+
+def _range(n, start, limit, delta):
+    import torch
+
+    first, last, step = (ints(v)[0] for v in (start, limit, delta))
+    dtype = torch.float32 if any(isinstance(v, float) for v in (first, last, step)) else torch.int64
+    return torch.arange(first, last, step, dtype=dtype)
+
+
+def _tile(n, x, repeats):
+    return x.repeat(ints(repeats))
 
 
 def _constant_of_shape(n, shape):
@@ -250,4 +266,4 @@ def shape_ops() -> dict:
     return {"Reshape": _reshape, "Transpose": _transpose, "Flatten": _flatten, "Squeeze": _squeeze,
             "Unsqueeze": _unsqueeze, "Concat": _concat, "Slice": _slice, "Gather": _gather, "Cast": _cast,
             "Shape": _shape, "Expand": _expand, "ConstantOfShape": _constant_of_shape, "Where": _where, "Mod": _mod,
-            "Split": _split, "Pad": _pad}
+            "Split": _split, "Pad": _pad, "Range": _range, "Tile": _tile}

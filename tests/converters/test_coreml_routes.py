@@ -276,6 +276,16 @@ def _op_cases():
                       nearest_mode="floor"),
                     mk("Resize", ["a", "", "sc"], ["y"], mode="linear", coordinate_transformation_mode="half_pixel")],
                    x4, [("sc", np.array([1, 1, 2, 1.5], np.float32))]),
+        "range_tile_where_argmax": ([mk("Shape", ["x"], ["sh"]), mk("Equal", ["sh", "minus"], ["eq"]),
+                                     mk("Where", ["eq", "one", "sh"], ["to"]), mk("Expand", ["x", "to"], ["ex"]),
+                                     mk("Gather", ["sh", "i2"], ["n"]), mk("Range", ["zero", "n", "one_s"], ["r"]),
+                                     mk("Cast", ["r"], ["rf"], to=1), mk("Add", ["ex", "rf"], ["a"]),
+                                     mk("Tile", ["a", "reps"], ["t"]), mk("Sin", ["t"], ["s1"]),
+                                     mk("Cos", ["t"], ["c1"]), mk("Add", ["s1", "c1"], ["s"]),
+                                     mk("ArgMax", ["s"], ["am"], axis=2), mk("Cast", ["am"], ["amf"], to=1),
+                                     mk("Concat", ["s", "amf"], ["y"], axis=2)], x3,
+                                    [("minus", np.array([-1, 5, -1])), ("one", np.array([1])), ("i2", np.array(2)),
+                                     ("zero", np.array(0)), ("one_s", np.array(1)), ("reps", np.array([1, 2, 1]))]),
     }
 
 
