@@ -139,7 +139,7 @@ def _reference(src: _Source, sample, options, calibration, calibration_samples, 
         ref.pins = _pins(m.inputs, sample)
         n = _count(sample)
         if verify:
-            ref.outputs = predict_samples(m, sample)
+            ref.outputs = _run_generated(m, sample, options.input_shapes) if generated else predict_samples(m, sample)
             ref.warnings = power_warnings(ref.outputs, n, MIN_PARITY_SAMPLES, "parity check")
         if calibration is not None:
             from .compression import load_calibration
@@ -161,6 +161,24 @@ def _reference(src: _Source, sample, options, calibration, calibration_samples, 
                 ref.gate_warnings = power_warnings(ref.gate_outputs, _count(ref.gate_sample), MIN_AGREEMENT_SAMPLES,
                                                    "compression check")
     return ref
+
+
+def _run_generated(m, sample: dict, given: dict) -> dict:
+    """The source on generated inputs. Where it fails and the sizes of dynamic dims were chosen by edgekit, the
+    graph most likely works only at the size it was traced at (e.g. the TorchScript exporter bakes a sequence
+    length into reshapes): the user's to fix, with the sizes edgekit chose named."""
+    from .batching import predict_samples
+
+    try:
+        return predict_samples(m, sample)
+    except EdgekitError as e:
+        chosen = [f"{s.name} dim {i} = {sample[s.name].shape[i]}" for s in m.inputs if s.shape is not None
+                  and s.name in sample and s.name not in given for i, d in enumerate(s.shape) if d is None and i > 0]
+        if not chosen:
+            raise
+        raise InputError(f"the source itself fails on generated inputs with {', '.join(chosen)}: {e.message}",
+                         "its graph may only work at the size it was exported with: pass --sample FILE.npz with "
+                         "real inputs, or fix the dims with --input-shape NAME=1,...") from e
 
 
 def _require_shapes(src: _Source, specs) -> None:

@@ -193,3 +193,22 @@ def test_keras_sequential_to_onnx_keeps_the_names_of_every_target(tmp_path):
             got = loaded.predict(x)["output_0"]
         assert np.max(np.abs(got - ref)) <= 1e-5
     assert names["onnx"] == names["tflite"] == (["input_layer"], ["output_0"])
+
+
+def test_source_traced_at_one_length_is_named_with_the_sizes_edgekit_chose(tmp_path):
+    """The TorchScript exporter bakes the traced sequence length into reshapes while declaring it dynamic: the
+    source fails on generated inputs of another length. A user error naming the chosen dims, and --input-shape
+    at the traced size converts."""
+    import torch
+
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(8, 2, 16, batch_first=True, dropout=0.0)
+    enc = torch.nn.Sequential(torch.nn.Embedding(20, 8), torch.nn.TransformerEncoder(layer, 1)).eval()
+    path = tmp_path / "traced.onnx"
+    torch.onnx.export(enc, (torch.randint(0, 20, (2, 7)),), str(path), dynamo=False, input_names=["tokens"],
+                      output_names=["h"], dynamic_axes={"tokens": {0: "batch", 1: "seq"}}, opset_version=17)
+    with pytest.raises(edgekit.InputError, match="fails on generated inputs with tokens dim 1 = ") as err:
+        convert(path, ["onnx"], output_dir=tmp_path / "a")
+    assert "--input-shape" in err.value.hint and "--sample" in err.value.hint
+    rep = convert(path, ["onnx", "openvino"], output_dir=tmp_path / "b", input_shapes={"tokens": (1, 7)})
+    assert rep["onnx"].status == rep["openvino"].status == "pass", rep["openvino"].error
