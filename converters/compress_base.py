@@ -27,7 +27,6 @@ from typing import ClassVar
 
 from edgekit.errors import ConversionError, InputError, MissingDependencyError
 from edgekit.formats import Format
-from edgekit.space import Knob
 
 PALETTIZE_BITS = (1, 2, 3, 4, 6, 8)
 WEIGHT_BITS = (8, 4)
@@ -40,13 +39,6 @@ MODIFIERS = {"per_channel": True, "int8_io": False, "calibrate_method": None, "a
 CHOICES = {"calibrate_method": ("minmax", "entropy", "percentile"), "activation_type": ("u8", "s8"),
            "quant_format": ("qdq", "qoperator"), "preset": ("performance", "mixed")}
 MODULES = ("compress_onnx", "compress_openvino", "compress_coreml", "compress_tflite")
-_STATIC = {"precision": ("int8",)}
-# knobs shared by the targets whose static int8 pass honours them (listed in those modules' KNOBS)
-PER_CHANNEL_KNOB = Knob("per_channel", (True, False), targets=("onnx", "openvino"), when=_STATIC, owner=__name__,
-                        help="per-channel (True) or per-tensor weight scales")
-KEEP_FLOAT_KNOB = Knob("keep_float", (0, 1, 2, 4, 8), targets=("onnx", "openvino"), when=_STATIC, owner=__name__,
-                       help="the N layers most sensitive to int8 (ranked one at a time on the evaluation data) "
-                            "stay float")
 
 
 class OptionError(InputError, ConversionError):

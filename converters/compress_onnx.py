@@ -24,13 +24,12 @@ from .compress_base import (
     INT4_WEIGHTS,
     INT8,
     INT8_WEIGHTS,
-    KEEP_FLOAT_KNOB,
-    PER_CHANNEL_KNOB,
     CompressionPass,
     compress_options,
     refusal,
     register,
 )
+from .compress_repair import KEEP_FLOAT_KNOB, PER_CHANNEL_KNOB
 
 TARGET = "onnx"
 QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger",

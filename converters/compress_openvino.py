@@ -27,13 +27,12 @@ from .compress_base import (
     INT4_WEIGHTS,
     INT8,
     INT8_WEIGHTS,
-    KEEP_FLOAT_KNOB,
-    PER_CHANNEL_KNOB,
     CompressionPass,
     compress_options,
     refusal,
     register,
 )
+from .compress_repair import KEEP_FLOAT_KNOB, PER_CHANNEL_KNOB
 
 TARGET = "openvino"
 _LOW_BIT_WEIGHTS = {"u8", "i8", "u4", "i4"}

@@ -16,6 +16,15 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from edgekit.errors import ConversionError
+from edgekit.space import Knob
+
+_STATIC = {"precision": ("int8",)}
+# knobs shared by the static int8 passes that honour them (listed in compress_onnx's and compress_openvino's KNOBS)
+PER_CHANNEL_KNOB = Knob("per_channel", (True, False), targets=("onnx", "openvino"), when=_STATIC, owner=__name__,
+                        help="per-channel (True) or per-tensor weight scales")
+KEEP_FLOAT_KNOB = Knob("keep_float", (0, 1, 2, 4, 8), targets=("onnx", "openvino"), when=_STATIC, owner=__name__,
+                       help="the N layers most sensitive to int8 (ranked one at a time on the evaluation data) "
+                            "stay float")
 
 
 @dataclass
