@@ -56,6 +56,9 @@ def _examples(inputs, options: ConvertOptions, pinned: bool) -> list[np.ndarray]
             shape = [d if isinstance(d, int) else (1 if j == 0 else 16) for j, d in enumerate(dims)]
             x = np.zeros(shape, dtype)
         x = np.asarray(x, dtype)
+        for j, d in enumerate(dims[:x.ndim]):  # a fixed dim (e.g. batch 1) takes that many of the sample's
+            if isinstance(d, int) and x.shape[j] != d:
+                x = np.take(x, np.arange(d) % x.shape[j], axis=j)
         if given:
             x = np.resize(x, [given.get(j, n) for j, n in enumerate(x.shape)])
         if pinned and dims and not isinstance(dims[0], int) and 0 not in given:

@@ -375,3 +375,37 @@ def test_planner_prefers_the_lowering_and_keeps_onnx2tf_as_an_alternative():
     assert ["onnx_to_savedmodel", "keras_to_coreml"] in [[e.name for e in r.edges] for r in p.routes]
     t = plan(Format.TFLITE, Format.COREML)
     assert [e.name for e in t.chosen.edges] == ["tflite_to_onnx", "onnx_to_coreml"]
+
+
+def test_a_fixed_batch_graph_converts_with_a_larger_sample(tmp_path):
+    """A graph fixed to batch 1 keeps batch 1 (the sample of 8 runs in chunks on a Mac); the static checks accept
+    the fixed batch, and the output is checked against the source's per-sample shape."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(2).standard_normal((4, 3)).astype(np.float32)
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Relu", ["m"], ["y"])],
+                          "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], [numpy_helper.from_array(w, "w")])
+    path = tmp_path / "fixed.onnx"
+    path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    sample = {"x": np.random.default_rng(3).standard_normal((8, 4)).astype(np.float32)}
+    res = convert(path, ["coreml"], output_dir=tmp_path / "o", sample=sample)["coreml"]
+    assert res.status == ("unverified" if OFF_MACOS else "pass"), res.error
+    with edgekit.load(res.path) as m:
+        assert [(s.name, s.shape) for s in m.inputs] == [("x", (1, 4))]
+
+
+def test_static_checks_name_each_mismatch(converted):
+    """The I/O comparison itself: a wrong input size, input dtype, output width and input name are each named."""
+    from edgekit.runtimes.coreml import static_checks
+
+    path = converted["cnn"].path
+    good = {"image": np.zeros((2, 3, 16, 16), np.float32)}
+    summary, problems = static_checks(path, good, {"scores": np.zeros((2, 5), np.float32)}, ["image"])
+    assert problems == [] and summary.startswith("static checks pass")
+    _, problems = static_checks(path, {"image": np.zeros((2, 3, 16, 17), np.int32)},
+                                {"scores": np.zeros((2, 6), np.float32)}, ["img"])
+    assert problems == ["input names ['image'], the source's are ['img']",
+                        "input image: dtype float32, the source takes int32",
+                        "input image: dim 3 is 16..16, the source's sample has 17",
+                        "output scores: shape [None, 5], the source gives [2, 6]"]
