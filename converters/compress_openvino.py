@@ -129,6 +129,11 @@ class OpenVINOStaticInt8(_OpenVINOPass):
         from .compress_repair import named_layers
 
         keep = named_layers(options)
+        known = {op.get_friendly_name() for op in model.get_ops()}
+        unknown = [k for k in keep if k not in known]
+        if unknown:
+            raise ConversionError(f"{TARGET}: keep_float names no operation {', '.join(unknown[:3])} in the model",
+                                  f"operation names: {', '.join(sorted(known)[:8])}, ...")
         model = _quantize_static(model, options, keep, notes)
         notes.append(f"static int8: {_count_ops(model, 'FakeQuantize')} FakeQuantize ops, calibrated on "
                      f"{len(options.calibration)} samples, preset {options.preset or 'performance'}"

@@ -173,6 +173,8 @@ def test_openvino_knobs_change_the_graph(fixture, tmp_path):
     assert plain.keys() != fq(smooth_quant=True).keys()  # the transformer model type, with SmoothQuant
     kept = fq(keep_float=("node_MatMul_14",))
     assert len(kept) < len(plain)
+    with pytest.raises(ConversionError, match="keep_float names no operation nowhere"):
+        fq(keep_float=("nowhere",))
 
 
 @pytest.mark.parametrize("target,knob,value", [("tflite", "keep_float", 2), ("tflite", "calibrate_method", "entropy"),
