@@ -90,6 +90,8 @@ def compress(art, options, out: Path, source_names: list[str], ref=None):
         raise ConversionError(f"no compression for {art.format.value}")
     if passes[0].in_converter:
         verify_file(art.format, art.path, options)
+        if copts.max_accuracy_drop is not None:  # still judged by the gate, with nothing to repair it
+            art.notes = [*art.notes, f"no accuracy repair for {passes[-1].name}: it cannot keep layers in float"]
         return art
     check_data(passes, copts)
     if copts.calibration and any(p.needs_calibration for p in passes):
