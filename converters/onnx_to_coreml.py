@@ -140,6 +140,7 @@ class OnnxToCoreML(Edge):
     target = Format.COREML
     requires = (("onnx", "onnx"), ("torch", "torch"), ("coremltools", "coremltools"))
     extra = "coreml"
+    install_hint = "pip install 'edgekit[coreml,torch]'"  # the lowering runs on torch: one extra is not enough
     tools = ("onnx", "torch", "coremltools")
     priority = 2
 
@@ -154,6 +155,8 @@ class OnnxToCoreML(Edge):
             module = lower(model).eval()
         except NotImplementedError as e:
             raise fail("the ONNX -> torch lowering cannot convert this graph", e, getattr(e, "op", None)) from e
+        except Exception as e:  # folding a constant subgraph failed: a malformed graph
+            raise fail("the ONNX -> torch lowering failed", e) from e
         inputs, notes = _onnx_inputs(model), []
         try:
             program = export(module, inputs, options, notes)
