@@ -1,7 +1,9 @@
 """Core ML backend (.mlpackage folder or .mlmodel spec).
 
 Inspection works everywhere coremltools installs; prediction needs macOS (Core ML's framework). Elsewhere
-``infer`` raises a PlatformError, and parity checks must report ``unverified``, never ``pass``.
+``infer`` raises a PlatformError, and parity checks must report ``unverified``, never ``pass``. What can be checked
+without Core ML is in ``static_checks`` (I/O against the source's, MIL ops against the deployment target), which
+convert runs on Core ML targets off macOS.
 """
 
 from __future__ import annotations
