@@ -90,15 +90,18 @@ def build(d: Path) -> None:
     batch = {0: "batch"}
     _torch_onnx(CNN(), (torch.randn(1, 3, 32, 32),), d / "image_cnn.onnx", ["image"], ["logits"],
                 {"image": batch, "logits": batch})
-    _torch_onnx(Encoder(), (torch.randint(0, 50, (2, 7)),), d / "encoder_dynamic.onnx", ["tokens"], ["logits"],
+    enc = Encoder().eval()
+    # the TorchScript exporter bakes the traced sequence length into reshapes; the dynamo one keeps it symbolic (s43)
+    _torch_onnx(enc, (torch.randint(0, 50, (2, 7)),), d / "encoder_traced.onnx", ["tokens"], ["logits"],
                 {"tokens": {0: "batch", 1: "seq"}, "logits": batch})
+    dims = {"tokens": {0: torch.export.Dim("batch", min=1, max=64), 1: torch.export.Dim("seq", min=2, max=128)}}
+    torch.onnx.export(enc, (torch.randint(0, 50, (2, 7)),), str(d / "encoder_dynamic.onnx"), dynamo=True,
+                      input_names=["tokens"], output_names=["logits"], dynamic_shapes=dims, verbose=False)
     _torch_onnx(Bytes(), (torch.randint(0, 256, (2, 64), dtype=torch.int32),), d / "bytes_int32.onnx", ["data"],
                 ["logits"], {"data": batch, "logits": batch})
     _torch_onnx(Detector(), (torch.randn(1, 3, 32, 32),), d / "detector_3d.onnx", ["image"], ["boxes", "scores"],
                 {"image": batch, "boxes": batch, "scores": batch})
     _jax_like(d / "jax_like.onnx")
-    enc = Encoder().eval()
-    dims = {"tokens": {0: torch.export.Dim("batch", min=1, max=64), 1: torch.export.Dim("seq", min=2, max=128)}}
     torch.export.save(torch.export.export(enc, (torch.randint(0, 50, (2, 7)),), dynamic_shapes=dims),
                       d / "encoder_dynamic.pt2")
     _tflites(d)
@@ -141,17 +144,17 @@ def _tflites(d: Path) -> None:
     c = tf.lite.TFLiteConverter.from_keras_model(m)
     c.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     (d / "sparse_densify.tflite").write_bytes(c.convert())
-    i = keras.Input((8, 8, 4), name="x", batch_size=1)
-    m = keras.Model(i, keras.layers.Conv2DTranspose(6, 3, strides=2, padding="same")(i))
+    i = keras.Input((8, 8, 4), name="x", batch_size=1)  # bias kept as TRANSPOSE_CONV's 4th input (no fused act)
+    up, up2 = keras.layers.Conv2DTranspose(6, 4, strides=2, padding="same"), keras.layers.Conv2DTranspose(2, 4, 2)
+    m = keras.Model(i, up2(keras.layers.LeakyReLU(0.1)(up(i))))
+    for layer in (up, up2):
+        layer.set_weights([layer.get_weights()[0], np.random.default_rng(1).normal(size=layer.get_weights()[1].shape)])
     (d / "transpose_conv.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(m).convert())
-    try:  # the MediaPipe custom op, written by edgekit's own flatbuffer writer (issue 11)
-        from edgekit.converters.rewrite import tflite_transpose_conv_bias as pass_module
+    # the MediaPipe custom op, written by edgekit's own flatbuffer writer (the rewrite tests' fixture builder)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "converters"))
+    from test_rewrite_tflite import to_mediapipe
 
-        to_custom = getattr(pass_module, "to_mediapipe_custom", None)
-        if to_custom is not None:
-            to_custom(d / "transpose_conv.tflite", d / "mediapipe_custom_op.tflite")
-    except ImportError:
-        print("note: no TFLite writer in this edgekit; the custom-op fixture is not built", file=sys.stderr)
+    (d / "mediapipe_custom_op.tflite").write_bytes(to_mediapipe((d / "transpose_conv.tflite").read_bytes()))
 
 
 def run(d: Path, only: list[str] | None) -> dict:
