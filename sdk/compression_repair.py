@@ -105,17 +105,16 @@ def task_of(outputs: dict) -> str | None:
 
 
 def judge_budget(j, budget: float, repaired=None) -> None:
-    """Replace the profile's agreement limit by the user's budget (points of top-1 agreement lost) in ``j``."""
+    """Complete the verdict ``compare_outputs`` gave under the budget (its agreement limit, 1 - budget/100): a
+    budget needs class scores to be judged, and a miss says the best configuration the repair found."""
     from .checks.verdict import FAIL, PASS
 
-    j.reasons = [r for r in j.reasons if not r.startswith("top-1 agreement")]
     if j.agreement_top1 is None:
         j.reasons.append("--max-accuracy-drop needs class scores as the first output (2-D, several columns)")
-    else:
+    elif 100.0 * (1.0 - j.agreement_top1) > budget + 1e-9:
+        best = f"; {repaired.best_found()}" if repaired is not None else ""
         drop = 100.0 * (1.0 - j.agreement_top1)
-        if drop > budget + 1e-9:
-            best = f"; {repaired.best_found()}" if repaired is not None else ""
-            j.reasons.append(f"accuracy budget not met: top-1 drop {drop:.2f} pts > {budget:g}{best}")
+        j.reasons.insert(0, f"accuracy budget not met: top-1 drop {drop:.2f} pts > {budget:g}{best}")
     j.verdict = FAIL if j.reasons else PASS
 
 

@@ -367,7 +367,8 @@ def _gate(res: TargetResult, path: Path, ref: _Reference, sample: dict, expected
     else:  # the user's top-1 budget replaces the profile's agreement limit (compression_repair.judge_budget)
         from .compression_repair import judge_budget, task_of
 
-        j, errors = compare_outputs(expected, got, precision, _device_class(), task=task_of(expected))
+        j, errors = compare_outputs(expected, got, precision, _device_class(), task=task_of(expected),
+                                    min_agreement=1.0 - budget / 100.0)
         judge_budget(j, budget, repaired)
     res.notes += j.notes
     done = [e for e in errors.values() if e.get("max_abs") is not None]

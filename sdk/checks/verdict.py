@@ -104,12 +104,16 @@ def judge(errors: dict[str, dict], prof: dict, *, task: str = "raw", task_output
 
 
 def compare_outputs(ref_out: dict[str, np.ndarray], cand_out: dict[str, np.ndarray], precision: str,
-                    device_class: str | None = None, labels=None, task: str | None = None) -> tuple[Judgement, dict]:
-    """Whole-array form (convert's gates): errors per output, then ``judge``. Returns (judgement, errors)."""
+                    device_class: str | None = None, labels=None, task: str | None = None,
+                    min_agreement: float | None = None) -> tuple[Judgement, dict]:
+    """Whole-array form (convert's gates): errors per output, then ``judge``. Returns (judgement, errors).
+    ``min_agreement`` replaces the profile's top-1 agreement limit (the user's accuracy budget)."""
     from .stream import ErrorAccumulator
     from .tolerances import profile
 
     prof = profile(precision, device_class)
+    if min_agreement is not None:
+        prof = {**prof, "agreement": min_agreement}
     errors, first = {}, None
     for rk, ck in pair_outputs(ref_out, cand_out):
         acc = ErrorAccumulator(atol=1e-5, rtol=1e-3)
