@@ -69,7 +69,7 @@ class OnnxToSavedModel(Edge):
 
         try:
             rw = rewrite_onnx(src.path, out / f"{src.path.stem}_pinned", pins=pins,
-                              why="onnx2tf cannot keep them dynamic")
+                              why="onnx2tf cannot keep them dynamic", layout=True)
         except ValueError as e:  # a size that contradicts the graph
             raise fail("cannot pin the dynamic dims", e) from e
         # onnx2tf rewrites its input file in place (onnxsim, shape overwrites): give it a private copy so the
