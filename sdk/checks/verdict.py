@@ -114,7 +114,7 @@ def compare_outputs(ref_out: dict[str, np.ndarray], cand_out: dict[str, np.ndarr
     prof = profile(precision, device_class)
     if min_agreement is not None:
         prof = {**prof, "agreement": min_agreement}
-    errors, first = {}, None
+    errors, first, reshaped = {}, None, []
     for rk, ck in pair_outputs(ref_out, cand_out):
         acc = ErrorAccumulator(atol=1e-5, rtol=1e-3)
         r, c = np.asarray(ref_out[rk]), np.asarray(cand_out[ck])
@@ -122,6 +122,8 @@ def compare_outputs(ref_out: dict[str, np.ndarray], cand_out: dict[str, np.ndarr
             errors[rk] = {"max_abs": None, "nan_mismatch": 0}
             j = Judgement(FAIL, [f"{rk}: shape {list(c.shape)} differs from the reference's {list(r.shape)}"])
             return j, errors
+        if tuple(d for d in r.shape if d != 1) != tuple(d for d in c.shape if d != 1):
+            reshaped.append(f"{ck} {list(c.shape)} vs {list(r.shape)}")
         acc.add(r, c)
         errors[rk] = acc.result()
         first = first or (rk, ck)
@@ -140,4 +142,6 @@ def compare_outputs(ref_out: dict[str, np.ndarray], cand_out: dict[str, np.ndarr
               accuracy_drop=drop)
     if renamed:
         j.notes.append(f"outputs paired by position (names differ: {', '.join(renamed)})")
+    if reshaped:  # same elements, another layout: compared in the reference's shape, and said
+        j.notes.append(f"output shapes differ from the source's, compared reshaped: {'; '.join(reshaped)}")
     return j, errors
