@@ -2,10 +2,11 @@
 float until an accuracy budget holds. Shared by every target whose static int8 pass honours ``keep_float``.
 
 The ranking quantizes one layer at a time (every other layer kept float, the pass's own exclusion mechanism:
-ONNX Runtime ``nodes_to_exclude``, NNCF ``ignored_scope``) and measures each on the evaluation data; a layer the
-quantizer leaves alone by itself (no quantized node: the pass's ``ensures`` refuses it) scores 0. The search then
-keeps the top 1, 2, 3, 4, 6, 8, 12, ... layers float until the top-1 drop is within the budget, and returns the
-best trial either way: the caller says "not met" with it, never a silent pass.
+ONNX Runtime ``nodes_to_exclude``, NNCF ``ignored_scope``, the TFLite quantization debugger's ``denylisted_nodes``)
+and measures each on the evaluation data; a layer the quantizer leaves alone by itself (no quantized node: the
+pass's ``ensures`` refuses it) scores 0. The search then keeps the top 1, 2, 3, 4, 6, 8, 12, ... layers float
+until the top-1 drop is within the budget, and returns the best trial either way: the caller says "not met" with
+it, never a silent pass.
 
 Stdlib only at import (the tools are imported by the passes and the measuring callback).
 """
@@ -19,12 +20,12 @@ from edgekit.errors import ConversionError
 from edgekit.space import Knob
 
 _STATIC = {"precision": ("int8",)}
-# knobs shared by the static int8 passes that honour them (listed in compress_onnx's and compress_openvino's KNOBS)
+# knobs shared by the static int8 passes that honour them (listed in the KNOBS of compress_onnx, _openvino, _tflite)
 PER_CHANNEL_KNOB = Knob("per_channel", (True, False), targets=("onnx", "openvino"), when=_STATIC, owner=__name__,
                         help="per-channel (True) or per-tensor weight scales")
-KEEP_FLOAT_KNOB = Knob("keep_float", (0, 1, 2, 4, 8), targets=("onnx", "openvino"), when=_STATIC, owner=__name__,
-                       help="the N layers most sensitive to int8 (ranked one at a time on the evaluation data) "
-                            "stay float")
+KEEP_FLOAT_KNOB = Knob("keep_float", (0, 1, 2, 4, 8), targets=("onnx", "openvino", "tflite"), when=_STATIC,
+                       owner=__name__, help="the N layers most sensitive to int8 (ranked one at a time on the "
+                                            "evaluation data) stay float")
 
 
 @dataclass

@@ -28,22 +28,23 @@ class KerasToTFLite(Edge):
 
         select(Format.TFLITE, options)  # refuses what TFLite cannot honour before the export starts
         if src.format is Format.SAVEDMODEL:
-            data, notes = _convert(tf.lite.TFLiteConverter.from_saved_model(str(src.path)), options,
-                                   _signature_order(str(src.path)))
+            data, notes, obj = _convert(tf.lite.TFLiteConverter.from_saved_model(str(src.path)), options,
+                                        _signature_order(str(src.path)))
         else:
             # through a SavedModel with a named signature: from_concrete_functions on a Keras 3 model wrote a
             # model whose variables read as NaN (TF 2.21), which the parity gate caught
             with tempfile.TemporaryDirectory(dir=out) as tmp:
                 saved_model_with_names(keras_model(src), tmp)
-                data, notes = _convert(tf.lite.TFLiteConverter.from_saved_model(tmp), options,
-                                       _signature_order(tmp))
+                data, notes, obj = _convert(tf.lite.TFLiteConverter.from_saved_model(tmp), options,
+                                            _signature_order(tmp))
         path = out / f"{src.path.stem}.tflite"
         path.write_bytes(data)
-        return Artifact(path, Format.TFLITE, options.precision, notes=notes)
+        return Artifact(path, Format.TFLITE, options.precision, notes=notes, obj=obj)  # obj: the repair's Requantizer
 
 
-def _convert(conv, options: ConvertOptions, input_order: list[str] | None = None) -> tuple[bytes, list[str]]:
-    """Run the converter; compression is configured and checked by the TFLite passes (compress_tflite.py)."""
+def _convert(conv, options: ConvertOptions, input_order: list[str] | None = None) -> tuple[bytes, list[str], object]:
+    """Run the converter; compression is configured and checked by the TFLite passes (compress_tflite.py), which
+    return the re-quantizer the accuracy repair uses (None without keep_float / max_accuracy_drop)."""
     import tensorflow as tf
 
     from . import compress_tflite
@@ -54,11 +55,11 @@ def _convert(conv, options: ConvertOptions, input_order: list[str] | None = None
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.target_spec.supported_types = [tf.float16]
     try:
-        data = conv.convert()
+        data, obj = compress_tflite.convert(conv, options)
     except Exception as e:  # the converter raises ConverterError and plain exceptions
         raise fail("TFLiteConverter failed", e, _failing_op(e)) from e
     compress_tflite.verify(passes, data, options)  # the quantization had an effect
-    return data, notes
+    return data, notes, obj
 
 
 def _signature_order(saved_model: str) -> list[str]:

@@ -88,10 +88,14 @@ def compress(art, options, out: Path, source_names: list[str], ref=None):
     passes = select(art.format, options)  # refuses, naming the target and the option, before any work
     if not passes:
         raise ConversionError(f"no compression for {art.format.value}")
-    if passes[0].in_converter:
-        verify_file(art.format, art.path, options)
-        if copts.max_accuracy_drop is not None:  # still judged by the gate, with nothing to repair it
-            art.notes = [*art.notes, f"no accuracy repair for {passes[-1].name}: it cannot keep layers in float"]
+    if passes[0].in_converter:  # TFLite: quantized by its edge; re-quantized here by the repair
+        if _wants_repair(copts):
+            from .compression_repair import repair
+
+            copts = repair(art, options, copts, passes, out, ref)
+            if "keep_float" in passes[-1].honours:
+                art.path = passes[-1].requantize(art, copts, art.path.parent)
+        verify_file(art.format, art.path, _with_float(options, copts))
         return art
     check_data(passes, copts)
     if copts.calibration and any(p.needs_calibration for p in passes):

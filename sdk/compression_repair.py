@@ -38,14 +38,16 @@ def repair(art, options, copts, passes, out: Path, ref):
     scratch = Path(tempfile.mkdtemp(prefix="repair-", dir=out.parent))
     try:
         def trial(keep: tuple[str, ...]) -> Trial:
-            return _trial(art, options, replace(copts, keep_float=keep or 0, max_accuracy_drop=None), scratch, ref)
+            return _trial(art, options, replace(copts, keep_float=keep or 0, max_accuracy_drop=None), passes,
+                          scratch, ref)
 
         fixed = () if count else named_layers(copts)
         ranking: list = []
         if count or budget is not None:
             first = None if count else trial(fixed)
             if count or first.drop is None or first.drop > budget:
-                layers = [x for x in p.layers(art.path, copts, scratch) if x not in fixed]
+                src = art if p.in_converter else art.path  # TFLite's pass reads the calibrated model off art
+                layers = [x for x in p.layers(src, copts, scratch) if x not in fixed]
                 ranking = rank(layers, trial)
             if count:
                 fixed = tuple(n for n, _ in ranking[:count])
@@ -63,7 +65,7 @@ def repair(art, options, copts, passes, out: Path, ref):
     return replace(copts, keep_float=rep.chosen.keep or 0)
 
 
-def _trial(art, options, copts, scratch: Path, ref):
+def _trial(art, options, copts, passes, scratch: Path, ref):
     """Quantize with ``copts`` into a fresh folder and measure it; a pass that refuses (no effect) is a trial
     without a model."""
     from edgekit.converters.compress_repair import Trial
@@ -73,7 +75,9 @@ def _trial(art, options, copts, scratch: Path, ref):
 
     folder = Path(tempfile.mkdtemp(dir=scratch))
     try:
-        path, _ = run_passes(art.format, art.path, _with_float(options, copts), folder / "out")
+        p = passes[-1]
+        path = (p.requantize(art, copts, folder) if p.in_converter  # TFLite: the debugger's calibrated model
+                else run_passes(art.format, art.path, _with_float(options, copts), folder / "out")[0])
         agreement, cosine = measure(path, ref)
     except EdgekitError as e:
         return Trial(tuple(copts.keep_float or ()), error=e.message)

@@ -177,7 +177,7 @@ def test_openvino_knobs_change_the_graph(fixture, tmp_path):
         fq(keep_float=("nowhere",))
 
 
-@pytest.mark.parametrize("target,knob,value", [("tflite", "keep_float", 2), ("tflite", "calibrate_method", "entropy"),
+@pytest.mark.parametrize("target,knob,value", [("tflite", "preset", "mixed"), ("tflite", "calibrate_method", "entropy"),
                                                ("onnx", "preset", "mixed"), ("openvino", "quant_format", "qoperator")])
 def test_a_knob_a_target_cannot_honour_is_refused_by_name(fixture, tmp_path, target, knob, value):
     with pytest.raises(OptionError) as e:
@@ -229,7 +229,7 @@ def test_cli_budget_and_knob_flags(fixture, tmp_path):
     t = json.loads(ok.stdout)["targets"][0]
     assert t["status"] == "pass" and t["repair"]["met"] and t["repair"]["kept_float"]
     assert t["parity"]["agreement_top1"] >= 0.99
-    bad = CliRunner().invoke(app, [*base, "--to", "tflite", "--keep-float", "2", "-o", str(tmp_path / "b")])
-    assert bad.exit_code == 2 and "tflite cannot honour --keep-float 2" in bad.stderr
+    bad = CliRunner().invoke(app, [*base, "--to", "tflite", "--calibrate-method", "entropy", "-o", str(tmp_path / "b")])
+    assert bad.exit_code == 2 and "tflite cannot honour --calibrate-method entropy" in bad.stderr
     word = CliRunner().invoke(app, [*base, "--to", "onnx", "--calibrate-method", "median", "-o", str(tmp_path / "c")])
     assert word.exit_code == 2 and "calibrate_method must be one of minmax, entropy, percentile" in word.stderr

@@ -289,7 +289,8 @@ def test_space_is_conditional_and_the_grid_enumerates_it():
     assert len(onnx) == 2 * 2 + 2 * 2 and len(tfl) == 2 and len(configs) == len({str(c) for c in configs})
     assert {c["precision"] for c in tfl} == {"fp32", "int8"}  # no 4-bit weights pass for TFLite
     assert all(("onnx.calibrate_method" in c) == (c["precision"] == "int8") for c in onnx)
-    assert all("onnxruntime.threads" not in c and "keep_float" not in c for c in tfl)
+    assert all("onnxruntime.threads" not in c and "per_channel" not in c for c in tfl)
+    assert all(("keep_float" in c) == (c["precision"] == "int8") for c in tfl)  # TFLite's debugger denylists
     assert sp.param[("precision", "onnx")] == "precision:onnx"  # choices differ per target: one name each
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     drawn = [sp.suggest(study.ask()) for _ in range(20)]
