@@ -76,7 +76,8 @@ class _TFLitePass(CompressionPass):
 @register
 class TFLiteFullInt8(_TFLitePass):
     technique = INT8
-    summary = "full-integer int8 (representative dataset, TFLITE_BUILTINS_INT8); int8 I/O with int8_io"
+    summary = ("full-integer int8 (representative dataset, TFLITE_BUILTINS_INT8); int8 I/O with int8_io; named layers "
+               "kept float (the quantization debugger's denylisted_nodes)")
     honours = frozenset({"int8_io", "keep_float"})
     needs_calibration = runs_model = True
 

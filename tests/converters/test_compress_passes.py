@@ -198,7 +198,8 @@ def test_capability_table():
         ("coreml", "int4-weights"), ("tflite", "int8"), ("tflite", "int8-weights")}
     assert passes[("coreml", "int8")]["platforms"] == ["darwin"] and passes[("coreml", "int8")]["runs_model"]
     assert all(r["calibration"] == (tech == "int8") for (_, tech), r in passes.items())
-    assert passes[("tflite", "int8")]["honours"] == ["int8_io"] and passes[("tflite", "int8")]["in_converter"]
+    tfl = passes[("tflite", "int8")]
+    assert tfl["honours"] == ["int8_io", "keep_float"] and tfl["in_converter"]
     assert passes[("openvino", "int8")]["extra"] == "compress"
     refused = {(r["target"], r["refuses"]) for r in rows if "refuses" in r}
     assert {("onnx", "palettize_bits"), ("openvino", "prune_sparsity"), ("tflite", "weights_only_bits"),
