@@ -5,7 +5,10 @@ have outlier channels, built and trained here, nothing downloaded). For each tar
 source and accuracy on the held-out split, median latency (the three files timed interleaved by the
 edgekit.benchmarks harness, batch 1), file size, and the layers the repair kept float.
 
-    .venv/bin/python tools/int8_repair.py [--width 384] [--targets onnx,openvino] [--budget 1.0] [--runs 300]
+    .venv/bin/python tools/int8_repair.py [--width 384] [--targets onnx,openvino,tflite] [--budget 1.0] [--runs 300]
+
+TFLite goes ONNX -> SavedModel (onnx2tf) -> TFLite; its repair re-quantizes through TensorFlow's quantization
+debugger (denylisted_nodes).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ def _variants(files: dict, target: str, budget: float, out: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--width", type=int, default=384, help="model width (d_model); the FFN is 4x")
-    ap.add_argument("--targets", default="onnx,openvino")
+    ap.add_argument("--targets", default="onnx,openvino,tflite")
     ap.add_argument("--budget", type=float, default=1.0, help="max top-1 drop in points")
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--keep", type=Path, default=None, help="keep the models in this folder")
