@@ -9,7 +9,10 @@ Static int8 with ``keep_float`` / ``max_accuracy_drop`` converts through TensorF
 (tf.lite.experimental.QuantizationDebugger): it calibrates once, then each quantization with layers denylisted
 (QuantizationDebugOptions.denylisted_nodes, by output tensor name) is a cheap re-quantization of the calibrated
 model (``Requantizer``, carried on the Artifact's ``obj`` to the repair in edgekit.compression). ``ensures``
-checks each named layer's output tensor is float32 in the written file.
+checks each named layer's output tensor is float32 in the written file. The layers are ranked by the shared
+one-at-a-time search (compress_repair.py), not by the debugger's per-layer RMSE/scale: on the outlier-channel
+fixture that metric ranks the attention matmuls first and misses the FFN layer writing the outliers (its error is
+small against its own huge scale), which the top-1 drop ranks first.
 """
 
 from __future__ import annotations

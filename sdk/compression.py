@@ -74,7 +74,8 @@ def for_model(calibration: list[dict], model_path: Path, source_names: list[str]
 def compress(art, options, out: Path, source_names: list[str], ref=None):
     """Apply the compression ``options`` ask for to a converted target with the registered passes
     (edgekit.converters.compress_base): requires, run, ensures (an effect, and files written only under ``out``).
-    TFLite is quantized inside its converter: its passes' ``ensures`` are checked again on the produced file.
+    TFLite is quantized inside its converter: its passes' ``ensures`` are checked again on the produced file, and
+    its repair re-quantizes the calibrated model the edge kept (compress_tflite.Requantizer, on ``art.obj``).
     With ``max_accuracy_drop`` or a ``keep_float`` count, the layers are ranked by sensitivity on ``ref``'s
     evaluation data and the most sensitive kept float (``repair``); ``art.repair`` then says what was kept."""
     from dataclasses import replace
