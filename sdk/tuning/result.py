@@ -98,15 +98,17 @@ def pareto_front(trials: list[TrialResult], objectives) -> list[TrialResult]:
     latency always among them: the front is accuracy vs latency vs size)."""
     axes = list(dict.fromkeys(["accuracy_drop", *(OBJECTIVES[o] for o in objectives if o != "accuracy"),
                                "latency_ms", "size_mb"]))
+    if "accuracy" in objectives:  # build=fn: the model's own accuracy is an axis too (higher is better)
+        axes.append("accuracy")
     ok = [t for t in trials if t.feasible and t.state == "complete"
           and all(getattr(t, a) is not None for a in axes)]
-    vec = {t.number: [getattr(t, a) for a in axes] for t in ok}
+    vec = {t.number: [-getattr(t, a) if a == "accuracy" else getattr(t, a) for a in axes] for t in ok}
 
     def dominated(a):
         return any(all(x <= y for x, y in zip(vec[b.number], vec[a.number])) and vec[b.number] != vec[a.number]
                    for b in ok)
 
-    return sorted((t for t in ok if not dominated(t)), key=lambda t: [getattr(t, a) for a in axes])
+    return sorted((t for t in ok if not dominated(t)), key=lambda t: vec[t.number])
 
 
 def dumps(trial: TrialResult) -> str:

@@ -297,3 +297,35 @@ def test_space_is_conditional_and_the_grid_enumerates_it():
     assert all(d in configs for d in drawn) and len({str(d) for d in drawn}) > 3
     with pytest.raises(InputError, match="unknown knob 'nope'"):
         build_space(("onnx",), {"nope": (1,)})
+
+
+def test_a_configuration_drawn_again_reuses_its_result(case, tmp_path):
+    """Random sampling over 2 configurations for 5 trials must repeat; a repeat reuses the first measurement
+    (the minimum of several noisy timings of one model would otherwise beat the others) and says so."""
+    space = {**SMALL, "precision": ("fp32",)}  # target onnx: 2 configurations (graph optimization level)
+    res = _tune(case, sampler="random", trials=5, space=space, storage=f"sqlite:///{tmp_path / 'r.db'}", study="r")
+    assert len(res.trials) == 5
+    first = {}
+    for t in res.trials:
+        key = tuple(sorted((k, str(v)) for k, v in t.params.items()))
+        if key in first:
+            assert t.extra["repeat_of"] == first[key].number
+            assert (t.latency_ms, t.accuracy_drop, t.drop_ci) == (first[key].latency_ms, first[key].accuracy_drop,
+                                                                 first[key].drop_ci)
+        else:
+            assert "repeat_of" not in t.extra
+            first[key] = t
+    assert len(first) <= 2 and sum("repeat_of" in t.extra for t in res.trials) == 5 - len(first)
+
+
+def test_pareto_front_counts_accuracy_when_it_is_an_objective():
+    from edgekit.tuning.result import TrialResult, pareto_front
+
+    def trial(n, acc, lat):
+        return TrialResult(number=n, params={}, state="complete", target="onnx", accuracy=acc, accuracy_drop=0.0,
+                           drop_ci=(0.0, 0.0), latency_ms=lat, size_mb=0.01, peak_memory_mb=1.0, feasible=True,
+                           reason=None, artifact=None, recipe=None, folds=None)
+
+    accurate, fast = trial(0, 0.97, 0.011), trial(1, 0.95, 0.010)
+    assert pareto_front([accurate, fast], ("latency",)) == [fast]
+    assert {t.number for t in pareto_front([accurate, fast], ("accuracy", "latency"))} == {0, 1}
