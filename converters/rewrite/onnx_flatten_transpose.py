@@ -6,7 +6,8 @@ Detection heads written in PyTorch as ``conv(h).flatten(2).transpose(1, 2)`` (bo
 TFLite output came out [1, 8, 32] instead of [1, 64, 4] (the parity gate caught it, max abs error ~1). The second
 form, what ``permute(0, 2, 3, 1).reshape(b, -1, 4)`` exports, converts exactly.
 
-Matched only when shape inference proves it: ``x`` is 4-D with static C, H, W, the Reshape's output is 3-D with
+Matched only where the transposed tensor is a graph output (through elementwise ops only), and only when shape
+inference proves it: ``x`` is 4-D with static C, H, W, the Reshape's output is 3-D with
 dim 1 equal to C and either dim 2 equal to H*W or dim 0 equal to N (a size or the same symbol), and the Reshape's
 output feeds only the Transpose.
 """
@@ -36,7 +37,7 @@ def run(model) -> int:
         if len(after) != 1 or after[0].op_type != "Transpose" or _perm(after[0]) != [0, 2, 1]:
             continue
         x, y = shapes.get(node.input[0]), shapes.get(node.output[0])
-        if not _channels_flatten(x, y):
+        if not _channels_flatten(x, y) or not _to_output(after[0].output[0], users, outputs):
             continue
         t = after[0]
         const = f"{node.output[0]}__nhwc_shape"
@@ -52,6 +53,23 @@ def run(model) -> int:
         del graph.value_info[:]
         graph.value_info.extend(keep)
     return count
+
+
+def _to_output(name: str, users: dict, outputs: set) -> bool:
+    """Whether ``name`` reaches a graph output through elementwise ops only. onnx2tf lost track of the layout there
+    (a head's result); where the transposed tensor feeds more layers (a MatMul head) it converts the original form
+    exactly and scrambled the rewritten one, so the pass leaves those alone."""
+    for _ in range(8):
+        if name in outputs:
+            return True
+        nxt = users.get(name, [])
+        if len(nxt) != 1 or nxt[0].op_type not in _ELEMENTWISE:
+            return False
+        name = nxt[0].output[0]
+    return False
+
+
+_ELEMENTWISE = ("Sigmoid", "Relu", "Tanh", "Exp", "Identity", "Clip", "LeakyRelu", "HardSigmoid")
 
 
 def _perm(node) -> list[int] | None:

@@ -74,3 +74,24 @@ def test_detector_converts_to_tflite_with_parity(detector, tmp_path):
     assert res.status == "pass", res.error
     assert res.parity["max_abs"] <= 1e-5
     assert any(n.startswith("rewrote 2 channels-first flatten") for n in res.notes)
+
+
+def test_a_flatten_feeding_more_layers_is_left_alone(tmp_path):
+    """`flatten(2).transpose(1, 2)` into a Linear head: onnx2tf converts that form exactly and scrambled the
+    rewritten one (found by tests/converters/test_dynamic_dims.py's detector), so only heads ending in an output
+    are rewritten."""
+    import onnx
+    import torch
+
+    class LinearHead(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.Linear(8, 4)
+
+        def forward(self, image):
+            return self.fc(torch.relu(self.conv(image)).flatten(2).transpose(1, 2))
+
+    path = tmp_path / "linear_head.onnx"
+    torch.onnx.export(LinearHead().eval(), (torch.randn(1, 3, 16, 16),), str(path), dynamo=False,
+                      input_names=["image"], output_names=["boxes"], opset_version=17)
+    assert onnx_flatten_transpose.run(onnx.load(str(path))) == 0
