@@ -26,12 +26,16 @@ demo: install
 test: install services
 	$(BIN)/python -m pytest -q
 
-# Servers the tests start on 127.0.0.1 from Debian's packages (never a mock): PostgreSQL for `edgekit tune
-# --storage postgresql://`. Installed here when missing (root, or sudo without a password).
+# Servers and programs the tests start on 127.0.0.1 from Debian's packages (never a mock): PostgreSQL for
+# `edgekit tune --storage postgresql://`, OpenSSH's server for `--device`, Prometheus scraping `edgekit monitor`,
+# and headless Chromium rendering the HTML reports. Installed here when missing (root, or sudo without a password).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+DEBIAN_NEEDS := $(shell ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo postgresql) \
+	$(shell [ -x /usr/sbin/sshd ] || echo openssh-server) $(shell command -v ssh-keygen >/dev/null || echo openssh-client) \
+	$(shell command -v prometheus >/dev/null || echo prometheus) $(shell command -v chromium >/dev/null || echo chromium)
 services:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
+	@[ -z "$(strip $(DEBIAN_NEEDS))" ] || { echo "installing from Debian: $(strip $(DEBIAN_NEEDS))"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(DEBIAN_NEEDS) >/dev/null; }
 
 # atheris harnesses for the TFLite and ONNX readers (fuzz/), FUZZ_TIME seconds each; findings in build/fuzz/findings.
 # atheris is installed here only: `make test` does not need it (its bounded fuzz suite is tests/fuzz).
