@@ -62,9 +62,10 @@ class _Cand:
 def validate(reference, candidates, data, *, labels=None, task: str | None = None, device_class: str | None = None,
              atol: float | None = None, rtol: float | None = None, output_tolerances: dict | None = None,
              localize: bool = False, batch_size: int = 64, preprocess=None, trust_code: bool = False,
-             progress=None) -> "ValidateReport":
+             progress=None, load_candidate=None) -> "ValidateReport":
     """Validate ``candidates`` against ``reference`` on ``data``; returns a ValidateReport (the JSON `edgekit
-    validate` writes, with typed access)."""
+    validate` writes, with typed access). ``load_candidate(path, trust_code=, device_class=)``: how a candidate
+    is loaded (default `edgekit.load`; `validate --device` gives the outputs the device computed)."""
     from edgekit.batching import align_inputs, predict_samples
     from edgekit.checks import metrics as M
     from edgekit.checks.stream import ErrorAccumulator
@@ -86,7 +87,7 @@ def validate(reference, candidates, data, *, labels=None, task: str | None = Non
     for c in candidates:
         cand = _Cand(str(c))
         try:
-            cand.model = load(c, trust_code=trust_code, device_class=device_class)
+            cand.model = (load_candidate or load)(c, trust_code=trust_code, device_class=device_class)
         except EdgekitError as e:
             cand.error = e.message
         cands.append(cand)

@@ -36,6 +36,8 @@ def bench_cmd(
     overhead: bool = typer.Option(False, "--overhead", help="Time the raw runtime call against edgekit's call."),
     trust: list[Path] = typer.Option(None, "--trust", metavar="PATH", help=TRUST_HELP),
     trust_code: bool = typer.Option(False, "--trust-code", help=TRUST_CODE_HELP),
+    device: str = typer.Option(None, "--device", help="Measure on registered devices over SSH instead of here: "
+                               "NAME[,NAME...] (see `edgekit device`); the devices side by side in one report."),
 ):
     """Measure models' latency honestly: warm-up, percentiles, environment and throttling recorded.
 
@@ -55,6 +57,13 @@ def bench_cmd(
     if plot is not None and importlib.util.find_spec("matplotlib") is None:
         raise MissingDependencyError("matplotlib", "report", "draw --plot")
     trust_code = resolve_trust(models, trust, trust_code)
+    if device:
+        from edgekit.cli.device import bench_remote
+
+        return bench_remote(device, models, runs=runs, warmup=warmup, duration=duration, threads=threads,
+                            backend=backend, device_class=device_class, input=input, json_file=json_file,
+                            markdown=markdown, html=html, plot=plot, compare_native=compare_native,
+                            overhead=overhead, trust_code=trust_code)
     err = console(stderr=True)
     with Progress(TextColumn("measuring"), BarColumn(), TextColumn("{task.completed}/{task.total} calls"),
                   TimeElapsedColumn(), console=err, transient=True) as bar:

@@ -36,7 +36,7 @@ def _root(
 
 
 def _register():
-    from edgekit.cli import bench, convert, demo, doctor, inspect, run, tune, validate
+    from edgekit.cli import bench, convert, demo, device, doctor, inspect, run, tune, validate
 
     app.command("inspect")(inspect.inspect_cmd)
     app.command("run")(run.run_cmd)
@@ -46,6 +46,7 @@ def _register():
     app.command("validate")(validate.validate_cmd)
     app.command("demo")(demo.demo_cmd)
     app.command("tune")(tune.tune_cmd)
+    app.add_typer(device.app, name="device")
 
 
 _register()

@@ -32,6 +32,8 @@ def validate_cmd(
     html: Path = typer.Option(None, "--html", help="Write a self-contained HTML report."),
     trust: list[Path] = typer.Option(None, "--trust", metavar="PATH", help=TRUST_HELP),
     trust_code: bool = typer.Option(False, "--trust-code", help=TRUST_CODE_HELP),
+    device: str = typer.Option(None, "--device", help="Run the candidates on registered devices over SSH "
+                               "(NAME[,NAME...], see `edgekit device`); the reference runs here."),
 ):
     """Check that converted models match the original on real data.
 
@@ -61,6 +63,15 @@ def validate_cmd(
     tols = parse_output_tolerances(output_tol, "--output-tol")
     pre = Preprocess.load(preprocess) if preprocess else None
     trust_code = resolve_trust([reference, *candidates], trust, trust_code)
+    if device:
+        if localize:
+            raise InputError("--localize needs the candidate here, not on a device",
+                             "drop --localize, or run it without --device")
+        from edgekit.cli.device import validate_remote
+
+        return validate_remote(device, reference, candidates, data, labels=labels, task=task,
+                               device_class=device_class, atol=atol, rtol=rtol, tols=tols, batch_size=batch_size,
+                               pre=pre, trust_code=trust_code, json_file=json_file, markdown=markdown, html=html)
     err = console(stderr=True)
     with Progress(TextColumn("validating"), BarColumn(), TextColumn("{task.completed} samples"), console=err,
                   transient=True) as bar:
