@@ -192,6 +192,11 @@ class Connection:
             except Exception:  # noqa: BLE001 (closing a dead connection)
                 pass
         self._conn = self._sftp = None
+        pending = asyncio.all_tasks(self._loop)  # an aborted connection's readers: let them finish cancelling
+        for t in pending:
+            t.cancel()
+        if pending:
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self._loop.close()
 
     def __enter__(self) -> "Connection":
