@@ -269,3 +269,17 @@ def validate_remote(device: str, reference: Path, candidates: list[Path], data: 
     not_run = any(c.get("error") for c in rep["candidates"])
     raise typer.Exit(outcome(targets_failed=not_run, checks_failed=any(c["verdict"] == "fail"
                                                                        for c in rep["candidates"])))
+
+
+def tune_measure(device: str, space: dict | None, targets: list[str], err):
+    """`edgekit tune ... --device NAME[,NAME...]`: the measure that times trials on the devices, and the space with
+    the knobs a device run cannot set held at their defaults (said on stderr)."""
+    from edgekit.devices.registry import get_many
+    from edgekit.devices.tuning import DeviceMeasure, fixed_space
+
+    devices = get_many(device)
+    space, notes = fixed_space(space, list(targets))
+    for n in notes:
+        err.print(f"note: {n}")
+    err.print(f"timing trials on {', '.join(d.name for d in devices)} (one worker per device)")
+    return DeviceMeasure(devices, confirm=confirm_host_key), space

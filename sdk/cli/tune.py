@@ -44,6 +44,8 @@ def tune_cmd(
     html: Path = typer.Option(None, "--html", help="Write the HTML report here (default OUTPUT_DIR/report.html)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (trial rows go to stderr)."),
     trust_code: bool = typer.Option(False, "--trust-code", help="Allow source formats whose loading can run code."),
+    device: str = typer.Option(None, "--device", help="Time each trial on registered devices over SSH "
+                               "(NAME[,NAME...], see `edgekit device`): one worker per device."),
 ):
     """Search conversion settings (target, precision, quantization knobs, threads...) within an accuracy budget.
 
@@ -73,15 +75,23 @@ def tune_cmd(
         done.append(t)
         err.print(_progress_line(t))
 
+    measure = None
+    if device:
+        from edgekit.cli.device import tune_measure
+
+        measure, opts["space"] = tune_measure(device, opts["space"], names, err)
     try:
         result = tune(model, data, targets=tuple(names), calibration=calibration,
                       max_accuracy_drop=max_accuracy_drop, max_latency_ms=max_latency_ms, max_size_mb=max_size_mb,
                       objectives=opts["objectives"], sampler=opts["sampler"], trials=trials, timeout=timeout,
                       folds=folds, storage=opts["storage"], study=study, output_dir=output_dir, seed=seed,
-                      trust_code=trust_code, space=opts["space"], progress=progress)
+                      trust_code=trust_code, space=opts["space"], progress=progress, measure=measure)
     except KeyboardInterrupt:
         _interrupted(err, done, opts["storage"] or f"sqlite:///{output_dir}/tune.db", study)
         raise typer.Exit(INTERRUPTED) from None
+    finally:
+        if measure is not None:
+            measure.close()
     files = _write(result, output_dir, html, max_accuracy_drop, opts["objectives"])
     _render(result, files, json_out)
     if getattr(result, "interrupted", False):

@@ -28,12 +28,14 @@ def tune(model=None, data=None, *, build=None, targets=("tflite", "onnx", "openv
          max_accuracy_drop: float = 1.0, max_latency_ms=None, max_size_mb=None, objectives=("latency",),
          sampler="tpe", trials=None, timeout=None, folds=None, storage=None, study=None, output_dir="tune_out",
          metric=None, seed=0, threads=None, trust_code=False, space=None, progress=None, bench_s: float = 0.3,
-         example_inputs=None) -> TuneResult:
+         example_inputs=None, measure=None) -> TuneResult:
     """Search conversion, compression and runtime settings for ``model`` (a path or an in-memory Keras / torch
     model; a torch module with ``example_inputs``) or for the models ``build(trial)`` trains, on ``data`` (what
     `edgekit.validate` accepts: an .npz with a 'labels' array, a dict, ...). See the module docstring; the
     arguments mirror `edgekit tune`. ``space``: knob name -> choices, restricting the declared space;
-    ``progress(TrialResult)`` after each trial; ``bench_s``: seconds of interleaved timing per trial."""
+    ``progress(TrialResult)`` after each trial; ``bench_s``: seconds of interleaved timing per trial. ``measure``:
+    where trials are timed (default here; `edgekit.devices.tuning.DeviceMeasure` times them on devices, one worker
+    per device)."""
     from edgekit.conversion import parse_targets
 
     from .engine import Engine
@@ -47,6 +49,8 @@ def tune(model=None, data=None, *, build=None, targets=("tflite", "onnx", "openv
     eng = Engine(out, parse_targets(targets), space, threads, tuple(objectives), seed, bench_s, progress)
     eng.prepare(model, data, build, calibration, folds, metric, trust_code, example_inputs,
                 max_accuracy_drop, max_latency_ms, max_size_mb, sampler)
+    if measure is not None:
+        eng.setup.measure, eng.setup.workers = measure, max(1, int(getattr(measure, "workers", 1)))
     try:
         storage = storage or f"sqlite:///{out / 'tune.db'}"
         name = study or eng.default_study_name(sampler)

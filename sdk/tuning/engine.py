@@ -139,7 +139,8 @@ class Engine:
             return
         try:
             study.optimize(lambda t: self._objective(t, configs), n_trials=left, timeout=timeout,
-                           catch=(TrialFailed,), callbacks=[self._callback], gc_after_trial=False)
+                           catch=(TrialFailed,), callbacks=[self._callback], gc_after_trial=False,
+                           n_jobs=self.setup.workers)
         except KeyboardInterrupt:
             self.interrupted = True
             self.warnings.append("interrupted: every finished trial is kept; rerun with the same storage and study "

@@ -5,6 +5,7 @@ the trial's recorded reason, never an exception out of the study."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,12 @@ class Setup:
     bench_s: float = 0.3
     seed: int = 0
     calibration_note: str = ""  # where the calibration samples came from (the recipe says it)
+    # where each trial is timed: None here (`bench`), or a callable with bench's signature (`tune --device`:
+    # edgekit.devices.tuning.DeviceMeasure); ``workers`` trials at once, their local part (convert, evaluate)
+    # one at a time under ``local_lock``
+    measure: object = None
+    workers: int = 1
+    local_lock: object = field(default_factory=threading.Lock)
 
 
 def source_from(model, out: Path, trust: bool, example_inputs=None) -> tuple[Path, bool]:
@@ -241,15 +248,16 @@ def run_trial(setup: Setup, src: Source, number: int, params: dict) -> TrialResu
     try:
         target, conv, runtime, batch = split_params(params)
         per_fold, first = [], None
-        for sp in setup.splits:
-            cal = calibration_for(setup, sp, conv)
-            entry, hit, conv_s = converted(setup, src, target, conv, cal)
-            first = first or (entry, hit, conv_s, cal)
-            with open_model(entry["artifact"], target, runtime) as m:
-                per_fold.append({"fold": sp.index, **evaluate(setup, src, m, sp.evaluation)})
+        with setup.local_lock:
+            for sp in setup.splits:
+                cal = calibration_for(setup, sp, conv)
+                entry, hit, conv_s = converted(setup, src, target, conv, cal)
+                first = first or (entry, hit, conv_s, cal)
+                with open_model(entry["artifact"], target, runtime) as m:
+                    per_fold.append({"fold": sp.index, **evaluate(setup, src, m, sp.evaluation)})
         entry, hit, conv_s, cal = first
         tr.artifact = entry["artifact"]
-        measured = bench(setup, src, entry["artifact"], target, runtime, batch)
+        measured = (setup.measure or bench)(setup, src, entry["artifact"], target, runtime, batch)
         _fill(tr, setup, per_fold, measured)
         tr.extra.update(cache_hit=hit, convert_s=conv_s, convert_fresh_s=entry.get("seconds"),
                         cache_key=entry.get("key"), route=entry.get("route"))
@@ -276,7 +284,8 @@ def _fill(tr: TrialResult, setup: Setup, per_fold: list[dict], measured: dict) -
         tr.drop_ci = (min(f["drop_ci"][0] for f in per_fold), max(f["drop_ci"][1] for f in per_fold))
     tr.latency_ms, tr.size_mb, tr.peak_memory_mb = (measured["latency_ms"], measured["size_mb"],
                                                     measured["peak_memory_mb"])
-    tr.extra.update({k: measured[k] for k in ("baseline_latency_ms", "ratio_to_baseline", "timed_calls", "batch")})
+    tr.extra.update({k: measured[k] for k in ("baseline_latency_ms", "ratio_to_baseline", "timed_calls", "batch",
+                                              "device") if k in measured})
     reasons = []
     if tr.drop_ci[1] > setup.budget:
         reasons.append(f"the drop's CI reaches {tr.drop_ci[1]:.2f} points > the {setup.budget:g} budget")

@@ -211,3 +211,27 @@ def test_registry(tmp_path, monkeypatch):
     assert r.exit_code == 2 and "no device named 'nope' (known: jet, pi5)" in r.stderr
     assert cli("device", "remove", "pi5").exit_code == 0
     assert list(json.loads(cli("device", "list", "--json").stdout)) == ["jet"]
+
+
+def test_tune_times_each_trial_on_the_devices(remote_device, tmp_path):
+    """Two registered devices (the same server twice): one worker per device, every trial timed by a device."""
+    s = remote_device.sshd
+    assert cli("device", "add", "loc2", s.target, "--port", s.port, "--key", s.user_key, "--root",
+               remote_device.root).exit_code == 0
+    try:
+        r = cli("tune", ONNX, "--data", DATA, "--targets", "onnx", "--sampler", "grid", "--space", "precision=fp32",
+                "--space", "onnxruntime.threads=1,2,3,4", "--device", "loc,loc2", "--output-dir", tmp_path / "t",
+                "--json")
+        assert r.exit_code == 0, _explain(r)
+        rep = json.loads(r.stdout)
+    finally:
+        cli("device", "remove", "loc2")
+    trials = rep["trials"]
+    assert sorted(t["params"]["onnxruntime.threads"] for t in trials) == [1, 2, 3, 4]
+    for t in trials:
+        assert t["state"] == "complete", t
+        assert t["extra"]["device"] in ("loc", "loc2") and t["extra"]["timed_calls"] > 0 and t["latency_ms"] > 0
+        assert t["extra"]["baseline_latency_ms"] is None  # not timed here against the source
+        assert t["params"]["onnxruntime.graph_optimization_level"] == "all"  # held: a device run uses the default
+    assert {t["extra"]["device"] for t in trials} == {"loc", "loc2"}
+    assert "graph_optimization_level held at all" in r.stderr
