@@ -92,7 +92,7 @@ def check_cmd(
     """Connect and report OS, architecture, Python, the device's `edgekit doctor`, device class and free disk.
 
     Exit codes: 0 reachable and set up; 2 unreachable, refused, or not set up yet (the hint says what to do)."""
-    from edgekit.devices.registry import get
+    from edgekit.devices.registry import DeviceError, get
     from edgekit.devices.remote import check
     from edgekit.devices.ssh import Connection
 
@@ -110,8 +110,7 @@ def check_cmd(
             out.print(f"device class {info['device_class']}  CPU {cpu.get('model', '?')}  runtimes: "
                       f"{', '.join(info['runtimes']) or 'none'}")
     if info["problem"]:
-        typer.echo(f"error: {info['problem'].split(' (')[0]}", err=True)
-        typer.echo(f"hint: edgekit device setup {name}", err=True)
+        report_error(DeviceError(info["problem"], info["hint"]))
         raise typer.Exit(USER_ERROR)
 
 

@@ -167,7 +167,7 @@ def validate_on(devices: list[Device], reference, candidates: list, data, *, lab
                 key = label(str(c), d.name)
                 try:
                     pushed = push(conn, Path(c))
-                    info = inspect_on(conn, pushed.remote)
+                    info = inspect_on(conn, pushed.remote, trust_code)
                     names = [i["name"] for i in info["inputs"]]
                     if set(names) == set(ref_names):
                         cand_feeds = feeds
@@ -176,7 +176,7 @@ def validate_on(devices: list[Device], reference, candidates: list, data, *, lab
                     else:
                         raise EdgekitError(f"the candidate takes {len(names)} inputs where the reference takes "
                                            f"{len(ref_names)}", "check the candidate with `edgekit inspect`")
-                    loaded[key] = Replay(key, info, outputs_on(conn, pushed.remote, cand_feeds, timeout))
+                    loaded[key] = Replay(key, info, outputs_on(conn, pushed.remote, cand_feeds, timeout, trust_code))
                 except DeviceError:
                     raise
                 except EdgekitError as e:

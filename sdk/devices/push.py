@@ -149,9 +149,9 @@ def push(conn, path: Path, progress: Callable[[int, int], None] | None = None) -
                 conn.makedirs(f"{tmp}/{parent}")
             conn.put(f, f"{tmp}/{rel}", progress=step)
         conn.write_bytes(f"{tmp}/.complete", key.encode())
-        if conn.exists(entry):  # another run placed it meanwhile (or a broken entry without .complete)
-            conn.remove_tree(entry) if not conn.exists(f"{entry}/.complete") else None
-        if not conn.exists(entry):
+        if conn.exists(entry) and not conn.exists(f"{entry}/.complete"):
+            conn.remove_tree(entry)  # a broken entry (from an edgekit that did not rename atomically)
+        if not conn.exists(entry):  # else another run placed the same content meanwhile
             conn.rename(tmp, entry)
     finally:
         if conn._conn is not None and conn.exists(tmp):

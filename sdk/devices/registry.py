@@ -36,10 +36,6 @@ class Device:
     def target(self) -> str:
         return f"{self.user}@{self.host}" if self.user else self.host
 
-    @property
-    def venv_python(self) -> str:
-        return f"{self.root.rstrip('/')}/venv/bin/python"
-
     def known_hosts_file(self) -> Path:
         return Path(os.path.expanduser(self.known_hosts or "~/.ssh/known_hosts"))
 

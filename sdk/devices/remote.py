@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Callable
@@ -58,11 +59,11 @@ def check(conn) -> dict:
     out = {"device": conn.device.name, "target": conn.device.target, "port": conn.device.port,
            "os": info["system"], "machine": info["machine"], "python": info["python"], "root": conn.root,
            "free_disk_bytes": conn.free_bytes(conn.root if conn.exists(conn.root) else "."),
-           "doctor": None, "device_class": None, "runtimes": [], "problem": None}
+           "doctor": None, "device_class": None, "runtimes": [], "problem": None, "hint": None}
     try:
         doc = doctor(conn)
     except DeviceError as e:
-        out["problem"] = f"{e.message} ({e.hint})"
+        out["problem"], out["hint"] = e.message, e.hint
         return out
     out["doctor"] = doc
     out["device_class"] = doc.get("device_class")
@@ -137,14 +138,16 @@ def bench_on(conn, models: list[Path], *, runs: int, warmup: int, duration_s: fl
                     args += [flag, str(v)]
             with _RunDir(conn) as run_dir:
                 out = f"{run_dir}/bench.json"
+                t0 = time.perf_counter()
                 r = conn.run(edgekit(conn, *args, "--json", out), doing=f"measuring {model.name}", timeout=timeout)
+                command_s = time.perf_counter() - t0  # the device's own bench, as seen from here
                 if r.rc in (0, 3) and conn.exists(out):
                     data = json.loads(conn.read_bytes(out))
                     env = env or dict(data["environment"], throttled=data.get("throttled", False))
                     env["throttled"] = env.get("throttled", False) or data.get("throttled", False)
                     row = data["results"][0]
                     row.update(model=model.name, path=str(model), device=name, remote_path=pushed.remote,
-                               pushed_bytes=pushed.copied)
+                               pushed_bytes=pushed.copied, remote_command_s=command_s)
                     if "error" in row:
                         row["hint"] = _missing_runtime_hint(row["error"], name)
                     rows.append(row)
@@ -166,8 +169,13 @@ def _error_row(model: Path, device: str, message: str, hint: str | None) -> dict
     return {"model": model.name, "path": str(model), "device": device, "error": message, "hint": hint}
 
 
-def inspect_on(conn, remote_model: str) -> dict:
-    r = conn.run(edgekit(conn, "inspect", remote_model, "--json"), doing="inspecting a candidate", timeout=300)
+def _trust(trust_code: bool) -> list[str]:
+    return ["--trust-code"] if trust_code else []
+
+
+def inspect_on(conn, remote_model: str, trust_code: bool = False) -> dict:
+    r = conn.run(edgekit(conn, "inspect", remote_model, "--json", *_trust(trust_code)),
+                 doing="inspecting a candidate", timeout=300)
     if r.rc != 0:
         err, hint = _error_lines(r.stderr)
         msg = err or _last(r.stderr, r.rc)
@@ -176,7 +184,7 @@ def inspect_on(conn, remote_model: str) -> dict:
     return json.loads(r.stdout)
 
 
-def outputs_on(conn, remote_model: str, feeds: dict, timeout: float = 1800) -> dict:
+def outputs_on(conn, remote_model: str, feeds: dict, timeout: float = 1800, trust_code: bool = False) -> dict:
     """Run ``feeds`` (arrays keyed by the candidate's input names, first axis = samples) through the candidate on
     the device (`edgekit run --output`); the outputs as arrays."""
     import numpy as np
@@ -193,7 +201,8 @@ def outputs_on(conn, remote_model: str, feeds: dict, timeout: float = 1800) -> d
         local.write_bytes(data)
         pushed = push(conn, local)
         out = f"{run_dir}/outputs.npz"
-        r = conn.run(edgekit(conn, "run", remote_model, "--input", pushed.remote, "--output", out),
+        r = conn.run(edgekit(conn, "run", remote_model, "--input", pushed.remote, "--output", out,
+                             *_trust(trust_code)),
                      doing=f"running {Path(remote_model).name}", timeout=timeout)
         if r.rc != 0:
             err, hint = _error_lines(r.stderr)

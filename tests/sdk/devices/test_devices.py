@@ -177,8 +177,14 @@ def test_unknown_and_changed_host_keys_are_refused(remote_device, tmp_path):
         r = cli("device", "check", "fresh", "--accept-new-host-key")
         assert r.exit_code == 0, _explain(r)
         assert kh.read_text() == s.known_hosts_line()  # OpenSSH's accept-new: the server's own key, recorded
+        assert cli("device", "add", "bare", s.target, "--port", s.port, "--key", s.user_key, "--root",
+                   tmp_path / "bare-root", "--known-hosts", kh).exit_code == 0
+        r = cli("device", "check", "bare")  # reachable, but nothing set up there yet
+        assert r.exit_code == 2 and "device 'bare' has no edgekit environment yet" in r.stderr, _explain(r)
+        assert "hint: run `edgekit device setup bare` first" in r.stderr
     finally:
         cli("device", "remove", "fresh")
+        cli("device", "remove", "bare")
 
 
 def test_timeout_names_the_device(remote_device):
