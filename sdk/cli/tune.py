@@ -45,7 +45,8 @@ def tune_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (trial rows go to stderr)."),
     trust_code: bool = typer.Option(False, "--trust-code", help="Allow source formats whose loading can run code."),
     device: str = typer.Option(None, "--device", help="Time each trial on registered devices over SSH "
-                               "(NAME[,NAME...], see `edgekit device`): one worker per device."),
+                               "(NAME[,NAME...], see `edgekit device`): one worker per device; several devices "
+                               "should be of one kind, as their timings enter one study."),
 ):
     """Search conversion settings (target, precision, quantization knobs, threads...) within an accuracy budget.
 

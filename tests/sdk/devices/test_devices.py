@@ -195,6 +195,17 @@ def test_timeout_names_the_device(remote_device):
             conn.run(["sleep", "20"], doing="sleeping", timeout=1)
 
 
+def test_device_commands_are_light():
+    """`edgekit device ...` help and the --device options import no framework, runtime or SSH library."""
+    from test_light_import import HEAVY, _loaded
+
+    body = ("from edgekit.cli.main import app\n"
+            "for c in (['device'], ['device', 'setup'], ['device', 'check'], ['bench'], ['tune']):\n"
+            "    try:\n        app([*c, '--help'], standalone_mode=False)\n    except SystemExit:\n        pass\n"
+            "import sys\nassert 'asyncssh' not in sys.modules")
+    assert _loaded(body) == [] and "onnxruntime" in HEAVY
+
+
 def test_registry(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     key = tmp_path / "id"
