@@ -37,6 +37,7 @@ def _cache_file() -> Path:
 
 
 _MEMO: dict[str, str] = {}
+MARGIN = 1 << 20  # free bytes a push leaves on the device (for the run's own outputs)
 
 
 def _file_sha256(path: Path, memo: dict) -> str:
@@ -128,8 +129,8 @@ def push(conn, path: Path, progress: Callable[[int, int], None] | None = None) -
         if progress is not None:
             progress(total, total)
         return Pushed(path, remote, key, total, 0)
-    free = conn.free_bytes(conn.root if conn.exists(conn.root) else ".")
-    if free is not None and free < total + (16 << 20):
+    free = conn.free_bytes(next((p for p in (cache, conn.root) if conn.exists(p)), "."))
+    if free is not None and free < total + MARGIN:
         raise DeviceError(f"device '{conn.device.name}': not enough free disk for {path.name} "
                           f"({total / 1e6:.1f} MB needed, {free / 1e6:.1f} MB free)",
                           f"free space on the device, e.g. remove {cache}")

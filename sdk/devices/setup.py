@@ -168,6 +168,5 @@ def _must(conn, argv: list[str], doing: str, timeout: float, hint: str) -> None:
         lines = [ln for ln in (r.stderr or r.stdout).strip().splitlines() if ln.strip()]
         last = lines[-1] if lines else f"exit {r.rc}"
         if "No space left" in (r.stderr + r.stdout):
-            raise DeviceError(f"device '{conn.device.name}': the device's disk is full ({doing})",
-                              f"free space on the device, e.g. remove {conn.root}/cache")
+            raise conn._disk_full(doing)
         raise DeviceError(f"device '{conn.device.name}': {doing} failed: {last}", hint)

@@ -18,6 +18,7 @@ import asyncio
 import errno
 import ipaddress
 import os
+import posixpath
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,12 +126,15 @@ class Connection:
                              f"what was measured before is kept; rerun when `edgekit device check {name}` "
                              "passes") from None
 
+    def _disk_full(self, doing: str) -> DeviceError:
+        return DeviceError(f"device '{self.device.name}': the device's disk is full ({doing})",
+                           f"free space on the device (`edgekit device check {self.device.name}` shows it), "
+                           f"e.g. remove {self.root}/cache")
+
     def _disk_or(self, e, doing: str) -> DeviceError:
         text = str(getattr(e, "reason", "") or e)
         if "space" in text.lower() or getattr(e, "errno", None) == errno.ENOSPC:
-            return DeviceError(f"device '{self.device.name}': the device's disk is full ({doing})",
-                               f"free space on the device (`edgekit device check {self.device.name}` shows it), "
-                               f"e.g. remove {self.root}/cache")
+            return self._disk_full(doing)
         return DeviceError(f"device '{self.device.name}': {doing} failed: {text}",
                            f"check the device's folder {self.root} and its permissions")
 
@@ -240,8 +244,17 @@ class Connection:
                 progress(done - last[0])
             last[0] = done
 
-        self._do(self._sftp.put(str(local), remote, progress_handler=handler), f"copying {Path(local).name}",
-                 timeout)
+        doing = f"copying {Path(local).name}"
+        try:
+            self._do(self._sftp.put(str(local), remote, progress_handler=handler), doing, timeout)
+        except DeviceLost:
+            raise
+        except DeviceError:
+            # OpenSSH's sftp-server reports ENOSPC as a bare "Failure": ask the file system what is left
+            free = self.free_bytes(posixpath.dirname(remote) or ".")
+            if free is not None and free < Path(local).stat().st_size:
+                raise self._disk_full(doing) from None
+            raise
 
     def rename(self, src: str, dst: str) -> None:
         self._do(self._sftp.posix_rename(src, dst), f"placing {dst}", self._timeout)

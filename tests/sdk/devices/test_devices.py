@@ -177,14 +177,79 @@ def test_unknown_and_changed_host_keys_are_refused(remote_device, tmp_path):
         r = cli("device", "check", "fresh", "--accept-new-host-key")
         assert r.exit_code == 0, _explain(r)
         assert kh.read_text() == s.known_hosts_line()  # OpenSSH's accept-new: the server's own key, recorded
+        wrong = tmp_path / "wrong_key"
+        asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(wrong))
+        assert cli("device", "add", "stranger", s.target, "--port", s.port, "--key", wrong, "--known-hosts",
+                   kh).exit_code == 0
+        r = cli("device", "check", "stranger")  # a key the device does not know
+        assert r.exit_code == 2 and f"device 'stranger': {s.target} refused the login" in r.stderr, _explain(r)
+        assert "ssh-copy-id" in r.stderr
         assert cli("device", "add", "bare", s.target, "--port", s.port, "--key", s.user_key, "--root",
                    tmp_path / "bare-root", "--known-hosts", kh).exit_code == 0
         r = cli("device", "check", "bare")  # reachable, but nothing set up there yet
         assert r.exit_code == 2 and "device 'bare' has no edgekit environment yet" in r.stderr, _explain(r)
         assert "hint: run `edgekit device setup bare` first" in r.stderr
     finally:
-        cli("device", "remove", "fresh")
-        cli("device", "remove", "bare")
+        for name in ("fresh", "stranger", "bare"):
+            cli("device", "remove", name)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KiB file system (tmpfs) at a folder the device's user can write: a device disk that fills up."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs the suite as root)")
+    where = tmp_path / "small"
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(where)], check=True, timeout=30)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True, timeout=30)
+
+
+def test_full_disk_names_the_device(remote_device, small_disk, tmp_path):
+    from edgekit.devices.registry import DeviceError
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(400 * 1024))
+    with _connect() as conn:  # a copy that runs out of space midway: OpenSSH says only "Failure"
+        with pytest.raises(DeviceError, match=r"device 'loc': the device's disk is full \(copying big.bin\)"):
+            conn.put(big, f"{small_disk}/big.bin")
+    (small_disk / "big.bin").unlink()
+    # a device whose edgekit folder lies on that disk: the push is refused before copying, the error names it
+    s = remote_device.sshd
+    (small_disk / "venv").symlink_to(Path(remote_device.root) / "venv")
+    (small_disk / "cache").mkdir()
+    assert cli("device", "add", "tiny", s.target, "--port", s.port, "--key", s.user_key, "--root",
+               small_disk).exit_code == 0
+    try:
+        out = tmp_path / "b.json"
+        r = cli("bench", ONNX, "--device", "tiny", "--runs", 5, "--json", out)
+        assert r.exit_code == 3, _explain(r)
+        (row,) = json.loads(out.read_text())["results"]
+        assert row["error"].startswith("device 'tiny': not enough free disk for digits_cnn.onnx")
+        assert row["hint"].startswith("free space on the device") and "hint: free space" in r.stdout
+        assert sorted(p.name for p in (small_disk / "cache").iterdir()) == []  # nothing half-written left
+    finally:
+        cli("device", "remove", "tiny")
+
+
+def test_unreachable_device(tmp_path, monkeypatch):
+    """A device that is off (or still rebooting): nothing listens on its port."""
+    from services import free_port
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    port = free_port()
+    assert cli("device", "add", "off", "pi@127.0.0.1", "--port", port).exit_code == 0
+    r = cli("bench", ONNX, "--device", "off", "--runs", 5)
+    assert r.exit_code == 3, _explain(r)  # the model was not measured: a failed target, with the device's error
+    assert f"error: device 'off': cannot connect to 127.0.0.1:{port}" in r.stderr
+    assert f"hint: is the device on and reachable? try `ssh -p {port} pi@127.0.0.1`" in r.stderr
+    assert "digits_cnn.onnx @ off" in r.stdout and "not measured" in r.stdout
 
 
 def test_timeout_names_the_device(remote_device):
