@@ -75,29 +75,51 @@ def test_push_is_content_addressed(remote_device, tmp_path):
 
 
 def test_remote_bench_matches_local(remote_device, tmp_path):
+    """Two registered devices (the same server twice) side by side; each row is the device runtime's own
+    measurement of the same file and input as a local run."""
     import edgekit
 
+    s = remote_device.sshd
+    assert cli("device", "add", "loc2", s.target, "--port", s.port, "--key", s.user_key, "--root",
+               remote_device.root).exit_code == 0
     out = tmp_path / "b.json"
-    r = cli("bench", ONNX, "--device", "loc", "--runs", 40, "--warmup", 5, "--json", out, "--html", tmp_path / "b.html")
+    try:
+        r = cli("bench", ONNX, "--device", "loc,loc2", "--runs", 40, "--warmup", 5, "--input", DATA, "--json", out,
+                "--html", tmp_path / "b.html", "--plot", tmp_path / "b.png")
+    finally:
+        cli("device", "remove", "loc2")
     assert r.exit_code == 0, _explain(r)
     rep = json.loads(out.read_text())
-    row = rep["results"][0]
-    assert row["model"] == "digits_cnn.onnx @ loc" and row["device"] == "loc"
-    local = edgekit.benchmark(ONNX, runs=40, warmup=5).results[0]
-    for key in ("format", "backend", "size_bytes", "input_shapes", "runs", "threads", "precision"):
-        assert row[key] == local[key], key
-    lat = row["latency_ms"]
-    assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
-    samples = np.asarray(row["samples_ms"])
-    assert len(samples) == 40 and np.isclose(np.median(samples), lat["p50"], rtol=1e-6)
-    assert np.isclose(samples.mean(), lat["mean"], rtol=1e-6)
-    dev = rep["environment"]["devices"]["loc"]
-    assert dev["packages"]["torch"] is None and dev["packages"]["onnxruntime"]  # the device's own runtime-only env
-    assert "governor" in dev["thermal"] or "thermal" in dev and "throttled" in dev
-    assert "loc" in (tmp_path / "b.html").read_text().split("<h2>Devices</h2>")[1]
+    assert [(x["model"], x["device"]) for x in rep["results"]] == [("digits_cnn.onnx @ loc", "loc"),
+                                                                  ("digits_cnn.onnx @ loc2", "loc2")]
+    local = edgekit.benchmark(ONNX, runs=40, warmup=5, input_path=DATA).results[0]
+    for row in rep["results"]:
+        for key in ("format", "backend", "size_bytes", "input_shapes", "runs", "threads", "precision"):
+            assert row[key] == local[key], key
+        lat = row["latency_ms"]
+        assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+        samples = np.asarray(row["samples_ms"])
+        assert len(samples) == 40 and np.isclose(np.median(samples), lat["p50"], rtol=1e-6)
+        assert np.isclose(samples.mean(), lat["mean"], rtol=1e-6)
+    assert rep["settings"]["devices"] == ["loc", "loc2"]
+    for name in ("loc", "loc2"):
+        dev = rep["environment"]["devices"][name]
+        assert dev["packages"]["torch"] is None and dev["packages"]["onnxruntime"]  # the device's runtime-only env
+        assert dev["cpu"]["model"] and "throttled" in dev and dev["device_class"] == local_class()
+    page = (tmp_path / "b.html").read_text()
+    assert "digits_cnn.onnx @ loc2" in page and page.split("<h2>Devices</h2>")[1].count("<tr><td>") == 2
+    import matplotlib.image
+
+    assert matplotlib.image.imread(tmp_path / "b.png").shape[0] > 100  # a drawn plot, both rows on it
     r = cli("bench", ONNX, "--device", "loc", "--runs", 5, "--warmup", 1, "--json", tmp_path / "b2.json")
     assert r.exit_code == 0, _explain(r)
     assert json.loads((tmp_path / "b2.json").read_text())["results"][0]["pushed_bytes"] == 0
+
+
+def local_class() -> str:
+    from edgekit.device_classes import detect
+
+    return detect()
 
 
 def test_remote_validate_matches_local(remote_device, tmp_path):
