@@ -119,7 +119,7 @@ def check_cmd(
 def setup_cmd(
     name: str = typer.Argument(..., help="The device's name."),
     extras: str = typer.Option("litert,onnx", "--extras", help="Runtimes to install, comma-separated: litert, onnx, "
-                               "openvino, ncnn, executorch."),
+                               "openvino, ncnn, executorch, coreml (a Mac: Core ML predictions and parity)."),
     offline: bool = typer.Option(False, "--offline", help="The device has no internet: download its wheels here (for "
                                  "its platform and Python) and copy them over."),
     recreate: bool = typer.Option(False, "--recreate", help="Remove the device's venv first."),

@@ -32,6 +32,8 @@ def _each(devices: list[Device], work: Callable[[Device], object]) -> dict[str, 
             out[d.name] = e
         except EdgekitError as e:
             out[d.name] = DeviceError(f"device '{d.name}': {e.message}", e.hint)
+        except Exception as e:  # a bug: raised again in the caller's thread, with its traceback
+            out[d.name] = e
 
     if len(devices) == 1:
         one(devices[0])
@@ -41,6 +43,9 @@ def _each(devices: list[Device], work: Callable[[Device], object]) -> dict[str, 
             t.start()
         for t in threads:
             t.join()
+    for got in out.values():
+        if isinstance(got, Exception) and not isinstance(got, EdgekitError):
+            raise got
     return out
 
 

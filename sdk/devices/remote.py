@@ -123,7 +123,7 @@ def bench_on(conn, models: list[Path], *, runs: int, warmup: int, duration_s: fl
     try:
         need_venv(conn)
         remote_input = push(conn, input_path, push_progress).remote if input_path is not None else None
-        for i, model in enumerate(models):
+        for model in models:
             try:
                 pushed = push(conn, model, push_progress)
             except DeviceLost:
@@ -159,6 +159,8 @@ def bench_on(conn, models: list[Path], *, runs: int, warmup: int, duration_s: fl
                 model_done(rows[-1])
     except DeviceError as e:
         fault = e
+    except KeyboardInterrupt:  # as a local bench does: Ctrl-C keeps what was measured
+        fault = DeviceError(f"device '{name}': interrupted (Ctrl-C)", "the rows measured before are kept")
     for model in models[len(rows):]:
         rows.append(_error_row(model, name, f"not measured: {fault.message if fault else 'stopped'}",
                                fault.hint if fault else None))

@@ -21,7 +21,7 @@ from edgekit.errors import EdgekitError, InputError
 
 from .registry import DeviceError
 
-EXTRAS = ("litert", "onnx", "openvino", "ncnn", "executorch")
+EXTRAS = ("litert", "onnx", "openvino", "ncnn", "executorch", "coreml")  # coreml: predictions on a Mac
 
 # what the device's interpreter says about itself (run with the device's python; standard library + pip only)
 PROBE = ("import json, platform, sys\n"

@@ -89,8 +89,8 @@ class Connection:
         except (asyncio.TimeoutError, TimeoutError):
             self._drop()
             raise DeviceError(f"device '{name}': {doing} timed out after {timeout or self._timeout:.0f} s",
-                              f"raise --timeout, or check the device's load and network (`edgekit device check "
-                              f"{name}`)") from None
+                              f"check the device's load and network (`edgekit device check {name}`); on a slow "
+                              "device, fewer --runs or a --duration keep a run shorter") from None
         except asyncssh.HostKeyNotVerifiable as e:
             raise DeviceError(
                 f"device '{name}': the host key of {self.device.host}:{self.device.port} does not match "
@@ -117,8 +117,9 @@ class Connection:
         except OSError as e:
             if e.errno == errno.ENOSPC:
                 raise self._disk_or(e, doing) from None
+            connected = self._conn is not None
             self._drop()
-            if self._conn is None:
+            if not connected:
                 raise DeviceError(f"device '{name}': cannot connect to {self.device.host}:{self.device.port} "
                                   f"({_why(e)})", f"is the device on and reachable? try `ssh -p {self.device.port} "
                                   f"{self.device.target}`") from None
