@@ -135,9 +135,9 @@ def setup_cmd(
     chosen = check_extras([e.strip() for e in extras.split(",") if e.strip()])
     d = get(name)
     err = console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=err, transient=True) as bar, \
-            Connection(d, accept_new_host_key=accept_new_host_key, confirm=confirm_host_key) as conn:
+    with Connection(d, accept_new_host_key=accept_new_host_key, confirm=confirm_host_key) as conn, \
+            Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                     console=err, transient=True) as bar:  # connected first: a first-contact question stays legible
         tasks: dict[str, int] = {}
 
         def progress(what: str, done: int, total: int) -> None:
