@@ -142,6 +142,22 @@ def test_remote_validate_matches_local(remote_device, tmp_path):
         assert got["cosine"] == pytest.approx(e["cosine"], abs=1e-9)
     assert rc["metrics"]["candidate"]["accuracy"] == lc["metrics"]["candidate"]["accuracy"]
     assert rc["metrics"]["reference"]["accuracy"] == lc["metrics"]["reference"]["accuracy"] > 0.9
+    assert rem["devices"] == {"loc": local_class()} and rc["device_class"] == local_class()  # the device's profile
+    assert rc["profile"] == lc["profile"]
+
+
+def test_validate_on_an_unreachable_device(tmp_path, monkeypatch):
+    from services import free_port
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert cli("device", "add", "off", "pi@127.0.0.1", "--port", free_port()).exit_code == 0
+    out = tmp_path / "v.json"
+    r = cli("validate", IR, ONNX, "--data", DATA, "--device", "off", "--json", out)
+    assert r.exit_code == 3, _explain(r)  # the candidate could not run: a failed target, the report still written
+    (c,) = json.loads(out.read_text())["candidates"]
+    assert c["model"] == f"{ONNX} @ off" and c["device"] == "off" and "cannot connect" in c["error"]
+    assert "error: device 'off': cannot connect" in r.stderr
 
 
 def test_missing_runtime_on_the_device(remote_device, tmp_path):
