@@ -1,6 +1,7 @@
 """edgekit: take a trained model to edge and mobile devices with proof that it still works.
 
-The public API: `load`, `convert`, `validate`, `benchmark`, `inspect`, `doctor`, `demo`, `explain_routes`, `tune`. Each
+The public API: `load`, `convert`, `validate`, `benchmark`, `inspect`, `doctor`, `demo`, `explain_routes`, `tune`,
+`monitor`. Each
 report they return is a typed object whose ``to_dict()`` is the JSON the matching `edgekit` command writes; the
 CLI only parses options, calls these and renders. ``threads=None`` means the device class's default everywhere
 (see `edgekit.device_classes`).
@@ -52,6 +53,14 @@ def validate(reference, candidates, data, *, labels=None, task: str | None = Non
                      preprocess=preprocess, trust_code=trust_code, progress=progress)
 
 
+def monitor(model, reference=None, **options):
+    """Wrap a loaded Model to record latency, errors, input/output drift against a reference profile and task
+    metrics from labels that arrive later; returns a Monitor with the same ``predict`` (see `edgekit.monitoring`)."""
+    from edgekit.monitoring import monitor as _monitor
+
+    return _monitor(model, reference, **options)
+
+
 def tune(model=None, data=None, **options):
     """Search conversion, compression and runtime settings for the fastest deployment within an accuracy budget
     (Optuna); returns a TuneResult (best, pareto, trials). See `edgekit.tuning.tune` for the options."""
@@ -73,5 +82,5 @@ __all__ = [
     "Format", "InputError", "InspectReport", "MissingDependencyError", "Model", "ModelFileError", "ModelSource",
     "ParityError", "PlatformError", "Precision", "TensorSpec", "TrustRequiredError", "UnsupportedFormatError",
     "ValidateReport", "benchmark",
-    "convert", "demo", "detect", "doctor", "explain_routes", "inspect", "load", "tune", "validate", "__version__",
+    "convert", "demo", "detect", "doctor", "explain_routes", "inspect", "load", "monitor", "tune", "validate", "__version__",
 ]

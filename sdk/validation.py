@@ -62,10 +62,12 @@ class _Cand:
 def validate(reference, candidates, data, *, labels=None, task: str | None = None, device_class: str | None = None,
              atol: float | None = None, rtol: float | None = None, output_tolerances: dict | None = None,
              localize: bool = False, batch_size: int = 64, preprocess=None, trust_code: bool = False,
-             progress=None, load_candidate=None) -> "ValidateReport":
+             progress=None, load_candidate=None, observe=None) -> "ValidateReport":
     """Validate ``candidates`` against ``reference`` on ``data``; returns a ValidateReport (the JSON `edgekit
     validate` writes, with typed access). ``load_candidate(path, trust_code=, device_class=)``: how a candidate
-    is loaded (default `edgekit.load`; `validate --device` gives the outputs the device computed)."""
+    is loaded (default `edgekit.load`; `validate --device` gives the outputs the device computed).
+    ``observe(batch, reference_outputs)``, when given, sees every batch (e.g.
+    `edgekit.monitoring.ProfileBuilder.observe`, for `--save-profile`)."""
     from edgekit.batching import align_inputs, predict_samples
     from edgekit.checks import metrics as M
     from edgekit.checks.stream import ErrorAccumulator
@@ -101,6 +103,8 @@ def validate(reference, candidates, data, *, labels=None, task: str | None = Non
     for batch in ds.batches:
         first_batch = first_batch or {k: v[:1] for k, v in batch.items()}
         ro = predict_samples(ref, batch)
+        if observe is not None:
+            observe(batch, ro)
         for k, y in ro.items():
             y = np.asarray(y)
             if y.ndim == 0 or y.dtype.kind not in "biuf":

@@ -36,7 +36,7 @@ def _root(
 
 
 def _register():
-    from edgekit.cli import bench, convert, demo, device, doctor, inspect, run, tune, validate
+    from edgekit.cli import bench, convert, demo, device, doctor, inspect, monitor, run, tune, validate
 
     app.command("inspect")(inspect.inspect_cmd)
     app.command("run")(run.run_cmd)
@@ -47,6 +47,7 @@ def _register():
     app.command("demo")(demo.demo_cmd)
     app.command("tune")(tune.tune_cmd)
     app.add_typer(device.app, name="device")
+    app.add_typer(monitor.app, name="monitor")
 
 
 _register()

@@ -15,8 +15,8 @@ from edgekit.cli._files import (TRUST_CODE_HELP, TRUST_HELP, check_output, model
 @command
 def validate_cmd(
     reference: Path = typer.Argument(..., help="The original model."),
-    candidates: list[Path] = typer.Argument(..., help="Converted models to check against it."),
-    data: Path = typer.Option(..., "--data", help=".npz (input names; optional 'labels'), .npy, or an image folder."),
+    candidates: list[Path] = typer.Argument(None, help="Converted models to check against it."),
+    data: Path = typer.Option(None, "--data", help=".npz (input names; optional 'labels'), .npy, or an image folder."),
     labels: Path = typer.Option(None, "--labels", help=".npy of labels (first axis = samples)."),
     task: str = typer.Option(None, "--task", help="classification, binary, regression, embedding or raw "
                              "(default: guessed from the outputs)."),
@@ -34,6 +34,10 @@ def validate_cmd(
     trust_code: bool = typer.Option(False, "--trust-code", help=TRUST_CODE_HELP),
     device: str = typer.Option(None, "--device", help="Run the candidates on registered devices over SSH "
                                "(NAME[,NAME...], see `edgekit device`); the reference runs here."),
+    save_profile: Path = typer.Option(None, "--save-profile", help="Write the reference's input/output profile on "
+                                      "the data, for edgekit.monitor's drift checks."),
+    replay: Path = typer.Option(None, "--replay", help="A monitor log with a sample log: compare the outputs "
+                                "recorded on the device with the reference's on the same inputs (no --data)."),
 ):
     """Check that converted models match the original on real data.
 
@@ -48,14 +52,17 @@ def validate_cmd(
     from edgekit.options import parse_output_tolerances
     from edgekit.validation import validate
     from edgekit.validation_report import rich_table, to_html, to_markdown
+    from edgekit.cli.monitor import profile_text, validate_mode
+    from edgekit.monitoring.replay import replay as replay_log
 
-    reports = {"--json": json_file, "--markdown": markdown, "--html": html}
+    candidates = validate_mode(candidates, data, replay, save_profile)
+    reports = {"--json": json_file, "--markdown": markdown, "--html": html, "--save-profile": save_profile}
     for flag, path in reports.items():  # every check before the data streams through, not after
         if path is not None:
             check_output(path, flag)
     refuse_overwrite(reports, [("a model's file", f) for m in (reference, *candidates) for f in model_files(m)]
                      + [("the --data file", data), ("the --labels file", labels), ("the --preprocess file", preprocess)])
-    if not data.exists():
+    if replay is None and not data.exists():
         raise InputError(f"no such data file or folder: {data}", "pass an .npz, .npy or a folder of images")
     for path in (data, labels):  # headers only: no objects, not truncated (sizes are checked when loading)
         if path is not None and not path.is_dir():
@@ -64,6 +71,9 @@ def validate_cmd(
     pre = Preprocess.load(preprocess) if preprocess else None
     trust_code = resolve_trust([reference, *candidates], trust, trust_code)
     if device:
+        if save_profile is not None or replay is not None:
+            raise InputError("--save-profile and --replay run here, not on a device",
+                             "run them without --device (the profile is the reference's, which runs here)")
         if localize:
             raise InputError("--localize needs the candidate here, not on a device",
                              "drop --localize, or run it without --device")
@@ -73,13 +83,25 @@ def validate_cmd(
                                device_class=device_class, atol=atol, rtol=rtol, tols=tols, batch_size=batch_size,
                                pre=pre, trust_code=trust_code, json_file=json_file, markdown=markdown, html=html)
     err = console(stderr=True)
+    profiler = None
+    if save_profile is not None:
+        from edgekit.monitoring import ProfileBuilder
+
+        profiler = ProfileBuilder(task)
     with Progress(TextColumn("validating"), BarColumn(), TextColumn("{task.completed} samples"), console=err,
                   transient=True) as bar:
         t = bar.add_task("validate", total=None)
-        rep = validate(reference, candidates, data, labels=labels, task=task, device_class=device_class, atol=atol,
-                       rtol=rtol, output_tolerances=tols, localize=localize, batch_size=batch_size, preprocess=pre,
-                       trust_code=trust_code, progress=lambda n, total: bar.update(t, completed=n, total=total))
-    failed = write_outputs([("--json", json_file, lambda: json.dumps(rep, indent=2, default=float)),
+        if replay is not None:
+            rep = replay_log(reference, replay, task=task, device_class=device_class, atol=atol, rtol=rtol,
+                             output_tolerances=tols, trust_code=trust_code,
+                             progress=lambda n, total: bar.update(t, completed=n, total=total))
+        else:
+            rep = validate(reference, candidates, data, labels=labels, task=task, device_class=device_class,
+                           atol=atol, rtol=rtol, output_tolerances=tols, localize=localize, batch_size=batch_size,
+                           preprocess=pre, trust_code=trust_code, observe=profiler and profiler.observe,
+                           progress=lambda n, total: bar.update(t, completed=n, total=total))
+    failed = write_outputs([("--save-profile", save_profile, lambda: profile_text(profiler, rep, reference)),
+                            ("--json", json_file, lambda: json.dumps(rep, indent=2, default=float)),
                             ("--markdown", markdown, lambda: to_markdown(rep)), ("--html", html, lambda: to_html(rep))])
     console().print(rich_table(rep))
     report_failure(failed)

@@ -1,0 +1,370 @@
+"""`edgekit.monitor(model, reference=PROFILE)`: a Model with the same ``predict`` that watches itself.
+
+Per call it records the latency, errors, and a strided copy of the inputs and outputs (`features.Plan.view`) into
+fixed buffers; every `block` samples the block is reduced to per-sample features at once, and every `window` samples
+the window is tested for drift against the reference profile (`drift.evaluate`). Labels that arrive later
+(``feedback(call_id, label)``) are matched to the stored prediction and feed the task metrics (scikit-learn, through
+`edgekit.checks.metrics`). Everything is held in fixed-size buffers: memory stays bounded however many calls run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter, OrderedDict, deque
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import InputError
+
+from .drift import Thresholds, evaluate
+from .features import Extractor
+from .profile import load_profile, model_info
+
+log = logging.getLogger("edgekit.monitor")
+
+LATENCY_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25,
+                   0.5, 1.0, 2.5, 5.0, 10.0)
+WINDOWS_LOG_BYTES = 8 << 20  # windows.jsonl is rotated to windows.1.jsonl past this size
+
+
+class Monitor:
+    """See `edgekit.monitor`."""
+
+    def __init__(self, model, reference=None, *, window: int = 1000, thresholds: Thresholds | dict | None = None,
+                 task: str | None = None, log_dir=None, sample_rate: float | None = None,
+                 sample_max_bytes: int = 64 << 20, feedback_capacity: int = 10_000, metrics_window: int = 1000,
+                 keep_windows: int = 100, block: int = 64, port: int | None = None, addr: str = "127.0.0.1"):
+        if window < 2 or block < 1:
+            raise InputError(f"window={window} and block={block}: need window >= 2 and block >= 1",
+                             "give a window of at least the thresholds' min_samples (30 by default)")
+        self.model = model
+        self.profile = load_profile(reference) if reference is not None else None
+        self.thresholds = Thresholds(**thresholds) if isinstance(thresholds, dict) else thresholds or Thresholds()
+        self.task = task or (self.profile or {}).get("task")
+        self.window, self.block = int(window), int(block)
+        self.info = model_info(model)
+        self._lock = threading.Lock()
+        self._next_id = 0
+        self.last_call_id: int | None = None
+        # counters
+        self.calls = self.samples = 0
+        self.errors: Counter = Counter()
+        self.alerts_total: Counter = Counter()
+        self.windows_closed = 0
+        # latency: a block of raw values, folded into bucket counts (and the window's values)
+        self._lat = np.empty(256, np.int64)
+        self._nlat = 0
+        self._buckets = np.array(LATENCY_BUCKETS)
+        self.latency_counts = np.zeros(len(LATENCY_BUCKETS) + 1, np.int64)
+        self.latency_sum = 0.0
+        self._win_lat = np.empty(self.window, np.float64)
+        self._nwin_lat = 0
+        # features
+        self.extractor = None
+        if self.profile:
+            self.extractor = Extractor.from_dicts(self.profile["plans"]).bind(
+                self.profile.get("tensors") or {}, {"input": [s.name for s in model.inputs],
+                                                    "output": [s.name for s in model.outputs]})
+        self._bufs: dict[str, np.ndarray] = {}
+        self._bfill = 0
+        self._win_vals: np.ndarray | None = None
+        self._win_cls: np.ndarray | None = None
+        self._wfill = 0
+        self._win_start = time.time()
+        self._win_errors = 0
+        self.last_drift: dict[str, dict] = {}
+        self.windows: deque = deque(maxlen=keep_windows)
+        # labels
+        self.feedback_capacity = feedback_capacity
+        self._pending: OrderedDict = OrderedDict()
+        self._lab_y = np.zeros(metrics_window, np.int64)
+        self._lab_s: np.ndarray | None = None
+        self._nlab = self._lab_pos = 0
+        self._new_labels = 0
+        self.feedback_matched = self.feedback_unmatched = 0
+        self.last_metrics: dict | None = None
+        # logs
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.samples_log = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            (self.log_dir / "monitor.json").write_text(json.dumps({
+                "model": self.info, "window": self.window, "thresholds": self.thresholds.to_dict(),
+                "profile_samples": (self.profile or {}).get("samples"), "task": self.task}, indent=2))
+            if sample_rate:
+                from .samplelog import SampleLog
+
+                self.samples_log = SampleLog(self.log_dir / "samples", rate=sample_rate, max_bytes=sample_max_bytes)
+        elif sample_rate:
+            raise InputError("sample_rate needs a log_dir to write the samples to", "pass log_dir=FOLDER")
+        self.server = None
+        self._registry = None
+        if port is not None:
+            self.serve(port, addr)
+
+    # ------------------------------------------------------------------------------------------------- calls
+
+    @property
+    def inputs(self):
+        return self.model.inputs
+
+    @property
+    def outputs(self):
+        return self.model.outputs
+
+    def predict(self, x, call_id=None) -> dict[str, np.ndarray]:
+        """The model's ``predict``, recorded. ``call_id``: your id for this call (e.g. a request id) to give
+        ``feedback`` later; by default a counter, readable as ``last_call_id`` after the call."""
+        feeds = self.model.feeds(x)
+        t0 = time.perf_counter_ns()
+        try:
+            out = self.model.predict(feeds)
+        except Exception as e:
+            with self._lock:
+                self.calls += 1
+                self.errors[type(e).__name__] += 1
+                self._win_errors += 1
+            raise
+        dt = time.perf_counter_ns() - t0
+        with self._lock:
+            if call_id is None:
+                call_id = self._next_id
+                self._next_id += 1
+            self._record(feeds, out, dt, call_id)
+        self.last_call_id = call_id
+        return out
+
+    __call__ = predict
+
+    def _record(self, feeds, out, dt, call_id) -> None:
+        self.calls += 1
+        self._lat[self._nlat] = dt
+        self._nlat += 1
+        if self._nlat == len(self._lat):
+            self._fold_latency()
+        if self.extractor is None:
+            self.extractor = Extractor.from_batch(feeds, out, self.task)
+        plans = self.extractor.plans
+        if not plans:
+            return
+        views = [p.view(p.read(feeds, out)) for p in plans]
+        n = len(views[0])
+        self.samples += n
+        if not self._bufs:
+            self._bufs = {p.tensor + p.role: np.empty((self.block, *v.shape[1:]), v.dtype) for p, v in zip(plans, views)}
+        bufs = [self._bufs[p.tensor + p.role] for p in plans]
+        if self._bfill + n > self.block:
+            self._fold_block()
+        if n <= self.block and all(v.shape[1:] == b.shape[1:] for v, b in zip(views, bufs)):
+            for v, b in zip(views, bufs):
+                b[self._bfill:self._bfill + n] = v
+            self._bfill += n
+            if self._bfill == self.block or self._wfill + self._bfill >= self.window:
+                self._fold_block()  # a window closes at the call that fills it
+        else:  # a dynamic shape or a batch larger than the block: reduce this call on its own
+            self._fold_block()
+            self._push(*self.extractor.features(feeds, out))
+        if self.feedback_capacity:
+            scores = out[self._scored_output()]
+            self._pending[call_id] = np.array(scores, copy=True)
+            if len(self._pending) > self.feedback_capacity:
+                self._pending.popitem(last=False)
+        if self.samples_log is not None:
+            self.samples_log.offer(call_id, feeds, out)
+
+    def _scored_output(self) -> str:
+        cls = [p for p in self.extractor.plans if p.kind == "classes"]
+        return (cls[0].key or cls[0].tensor) if cls else self.model.outputs[0].name
+
+    def _fold_latency(self) -> None:
+        s = self._lat[:self._nlat] / 1e9
+        self.latency_counts += np.bincount(np.searchsorted(self._buckets, s, side="left"),
+                                           minlength=len(self.latency_counts))
+        self.latency_sum += float(s.sum())
+        k = min(len(s), len(self._win_lat) - self._nwin_lat)
+        self._win_lat[self._nwin_lat:self._nwin_lat + k] = s[:k]
+        self._nwin_lat += k
+        self._nlat = 0
+
+    def _fold_block(self) -> None:
+        if self._bfill == 0:
+            return
+        from .features import reduce
+
+        num, cls_ = [], []
+        for p in self.extractor.plans:
+            f, c = reduce(p, self._bufs[p.tensor + p.role][:self._bfill])
+            num.append(f)
+            if c is not None:
+                cls_.append(c)
+        n = self._bfill
+        self._bfill = 0
+        self._push(np.concatenate(num, axis=1),
+                   np.stack(cls_, axis=1) if cls_ else np.empty((n, 0), np.int64))
+
+    def _push(self, vals: np.ndarray, cls_: np.ndarray) -> None:
+        if self._win_vals is None:
+            self._win_vals = np.empty((self.window, vals.shape[1]))
+            self._win_cls = np.empty((self.window, cls_.shape[1]), np.int64)
+        i = 0
+        while i < len(vals):
+            k = min(len(vals) - i, self.window - self._wfill)
+            self._win_vals[self._wfill:self._wfill + k] = vals[i:i + k]
+            self._win_cls[self._wfill:self._wfill + k] = cls_[i:i + k]
+            self._wfill += k
+            i += k
+            if self._wfill == self.window:
+                self._close_window()
+
+    # ------------------------------------------------------------------------------------------------ windows
+
+    def flush(self) -> dict | None:
+        """Close the current window now (e.g. before shutting down); returns its record (None when empty)."""
+        with self._lock:
+            self._fold_block()
+            self._fold_latency()
+            return self._close_window() if self._wfill or self._win_errors else None
+
+    def _close_window(self) -> dict:
+        self._fold_latency()
+        n = self._wfill
+        drift, drifted = {}, []
+        if self.profile is not None and n:
+            drift, drifted = evaluate(self.profile["features"], self.extractor.names, self._win_vals[:n],
+                                      self.extractor.class_names, self._win_cls[:n], self.thresholds)
+        lat = self._win_lat[:self._nwin_lat]
+        rec = {"window": self.windows_closed, "start": self._win_start, "end": time.time(), "samples": n,
+               "calls": self.calls, "errors": self._win_errors,
+               "latency_s": {q: float(np.quantile(lat, v)) for q, v in (("p50", .5), ("p95", .95), ("p99", .99))}
+               if len(lat) else {},
+               "drift": drift, "alerts": [f"drift in {f}: {drift[f]['why']}" for f in drifted]}
+        if self._new_labels:
+            rec["metrics"] = self._metrics_now()
+            rec["labels"] = self._nlab
+            self._new_labels = 0
+        for f in drifted:
+            self.alerts_total[f] += 1
+            log.warning("edgekit monitor: drift in %s (window %d, %d samples): %s", f, self.windows_closed, n,
+                        drift[f]["why"])
+        self.last_drift = drift
+        self.windows.append(rec)
+        self.windows_closed += 1
+        self._wfill = self._nwin_lat = self._win_errors = 0
+        self._win_start = time.time()
+        if self.log_dir is not None:
+            self._write_window(rec)
+        return rec
+
+    def _write_window(self, rec: dict) -> None:
+        path = self.log_dir / "windows.jsonl"
+        if path.exists() and path.stat().st_size > WINDOWS_LOG_BYTES:
+            path.replace(self.log_dir / "windows.1.jsonl")
+        with open(path, "a") as f:
+            f.write(json.dumps(rec, default=float) + "\n")
+
+    # ------------------------------------------------------------------------------------------------- labels
+
+    def feedback(self, call_id, label) -> bool:
+        """The true label(s) of an earlier call (one per sample of its batch). Returns False when the call is
+        unknown (never made, or older than the last ``feedback_capacity`` calls): counted, not raised."""
+        with self._lock:
+            scores = self._pending.pop(call_id, None)
+            if scores is None:
+                self.feedback_unmatched += 1
+                return False
+            y = np.atleast_1d(np.asarray(label))
+            s = scores.reshape(len(scores), -1) if scores.ndim > 1 else scores.reshape(-1, 1)
+            if len(y) != len(s):
+                self._pending[call_id] = scores
+                raise InputError(f"call {call_id!r} had {len(s)} samples but {len(y)} labels were given",
+                                 "give one label per sample of the call's batch")
+            if self._lab_s is None:
+                self._lab_s = np.zeros((len(self._lab_y), s.shape[1]))
+            for yi, si in zip(y, s):
+                self._lab_y[self._lab_pos] = yi
+                self._lab_s[self._lab_pos] = si
+                self._lab_pos = (self._lab_pos + 1) % len(self._lab_y)
+                self._nlab = min(self._nlab + 1, len(self._lab_y))
+            self.feedback_matched += len(y)
+            self._new_labels += len(y)
+            self.last_metrics = None
+            return True
+
+    def metrics(self) -> dict | None:
+        """Task metrics over the last ``metrics_window`` labelled samples (None before any label)."""
+        with self._lock:
+            return self._metrics_now()
+
+    def _metrics_now(self) -> dict | None:
+        if self._nlab == 0:
+            return None
+        if self.last_metrics is not None:
+            return self.last_metrics
+        from edgekit.checks import metrics as M
+
+        idx = np.arange(self._nlab) if self._nlab < len(self._lab_y) else \
+            (np.arange(self._nlab) + self._lab_pos) % len(self._lab_y)
+        y, s = self._lab_y[idx], self._lab_s[idx]
+        task = self.task or ("classification" if s.shape[1] > 1 else "binary")
+        if task == "classification":
+            m = M.classification_metrics(y, s, n_classes=s.shape[1])
+            m = {k: m[k] for k in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc")}
+        elif task == "binary":
+            m = {k: v for k, v in M.binary_metrics(y, s).items() if k != "confusion_matrix"}
+        elif task == "regression":
+            m = M.regression_metrics(y.astype(np.float64), s[:, 0])
+        else:
+            return None
+        m["labels"] = int(self._nlab)
+        self.last_metrics = m
+        return m
+
+    # ---------------------------------------------------------------------------------------------- exposition
+
+    def snapshot(self) -> dict:
+        """Everything the exposition shows, taken under the lock."""
+        with self._lock:
+            self._fold_latency()
+            return {"calls": self.calls, "samples": self.samples, "errors": dict(self.errors),
+                    "latency_counts": self.latency_counts.tolist(), "latency_sum": self.latency_sum,
+                    "windows": self.windows_closed, "alerts": dict(self.alerts_total),
+                    "drift": {k: {"statistic": v["statistic"], "p_value": v["p_value"], "psi": v["psi"],
+                                  "drift": v["drift"], "test": v["test"]} for k, v in self.last_drift.items()},
+                    "metrics": self._metrics_now(), "feedback": (self.feedback_matched, self.feedback_unmatched),
+                    "pending": len(self._pending),
+                    "samples_log": self.samples_log.stats() if self.samples_log is not None else None}
+
+    @property
+    def registry(self):
+        """A prometheus_client CollectorRegistry holding this monitor's metrics (see `exposition.py`)."""
+        if self._registry is None:
+            from .exposition import registry_for
+
+            self._registry = registry_for(self)
+        return self._registry
+
+    def serve(self, port: int, addr: str = "127.0.0.1"):
+        """Serve /metrics for Prometheus on addr:port (a daemon thread); port 0 picks a free one (``self.port``)."""
+        from .exposition import serve
+
+        self.server, self.port = serve(self.registry, port, addr)
+        return self.port
+
+    def close(self) -> None:
+        self.flush()
+        if self.samples_log is not None:
+            self.samples_log.close()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def __enter__(self) -> "Monitor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
