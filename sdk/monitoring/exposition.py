@@ -34,7 +34,7 @@ def _client():
         import prometheus_client  # noqa: F401
         from prometheus_client import core
     except ImportError:
-        raise MissingDependencyError("prometheus-client", "monitor", "the Prometheus metrics of edgekit.monitor") \
+        raise MissingDependencyError("prometheus-client", "monitor", "serve the monitor's Prometheus metrics") \
             from None
     return core
 

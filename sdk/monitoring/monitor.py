@@ -297,13 +297,22 @@ class Monitor:
     def metrics(self) -> dict | None:
         """Task metrics over the last ``metrics_window`` labelled samples (None before any label)."""
         with self._lock:
-            return self._metrics_now()
+            return self._metrics_now(strict=True)
 
-    def _metrics_now(self) -> dict | None:
+    def _metrics_now(self, strict: bool = False) -> dict | None:
+        """``strict``: raise when scikit-learn is missing (an explicit ask); inside predict or a scrape, None."""
         if self._nlab == 0:
             return None
         if self.last_metrics is not None:
             return self.last_metrics
+        try:
+            import sklearn.metrics  # noqa: F401
+        except ImportError:
+            if strict:
+                from edgekit.errors import MissingDependencyError
+
+                raise MissingDependencyError("scikit-learn", "monitor", "compute task metrics from the labels")
+            return None
         from edgekit.checks import metrics as M
 
         idx = np.arange(self._nlab) if self._nlab < len(self._lab_y) else \
