@@ -3,7 +3,8 @@
 Definitions (tests/sdk/monitoring/test_drift.py checks each against its definition or scipy):
 
 - ``ks``: two-sample Kolmogorov-Smirnov, ``D = max |F_ref(t) - F_win(t)|`` over all sample values ``t``; the p-value
-  is ``scipy.stats.ks_2samp``'s (method "auto"). Without scipy: the asymptotic Kolmogorov series with Stephens'
+  is ``scipy.stats.ks_2samp``'s: its exact method up to ``n*m <= EXACT_KS`` and its asymptotic one above (the exact
+  one costs milliseconds per test at window sizes, and agrees with the asymptotic one there). Without scipy: the asymptotic Kolmogorov series with Stephens'
   correction, ``Q((sqrt(ne) + 0.12 + 0.11/sqrt(ne)) * D)``, ``ne = n*m/(n+m)``.
 - ``wasserstein``: the 1-Wasserstein distance of the two empirical distributions (``scipy.stats.wasserstein_distance``),
   and ``wasserstein_std``, that divided by the reference's standard deviation (a scale-free effect size).
@@ -27,6 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 EPS = 1e-4
+EXACT_KS = 10_000
 
 
 @dataclass
@@ -53,12 +55,15 @@ def _scipy_stats():
         return None
 
 
+def _cdf_gaps(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(KS D, 1-Wasserstein) of two sorted samples, from their empirical CDFs on the merged values."""
+    t = np.sort(np.concatenate([a, b]))
+    gap = np.abs(np.searchsorted(a, t, side="right") / len(a) - np.searchsorted(b, t, side="right") / len(b))
+    return float(gap.max()), float(np.sum(gap[:-1] * np.diff(t)))
+
+
 def ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.sort(a), np.sort(b)
-    t = np.concatenate([a, b])
-    fa = np.searchsorted(a, t, side="right") / len(a)
-    fb = np.searchsorted(b, t, side="right") / len(b)
-    return float(np.max(np.abs(fa - fb)))
+    return _cdf_gaps(np.sort(a), np.sort(b))[0]
 
 
 def kolmogorov_sf(lam: float) -> float:
@@ -69,23 +74,27 @@ def kolmogorov_sf(lam: float) -> float:
     return float(min(1.0, max(0.0, 2 * s)))
 
 
-def ks_test(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+def ks_pvalue(d: float, n: int, m: int, a=None, b=None) -> float:
+    """The two-sided p-value of KS statistic ``d`` for samples of sizes n and m (the samples themselves are needed
+    for the exact method, n*m <= EXACT_KS). Equal to ``scipy.stats.ks_2samp``'s for that method."""
     st = _scipy_stats()
     if st is not None:
-        r = st.ks_2samp(a, b)
-        return float(r.statistic), float(r.pvalue)
+        if n * m <= EXACT_KS and a is not None:
+            return float(st.ks_2samp(a, b, method="exact").pvalue)
+        big, small = max(n, m), min(n, m)
+        return float(np.clip(st.kstwo.sf(d, np.round(big * small / (big + small))), 0, 1))
+    ne = n * m / (n + m)
+    return kolmogorov_sf((math.sqrt(ne) + 0.12 + 0.11 / math.sqrt(ne)) * d)
+
+
+def ks_test(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     d = ks_statistic(a, b)
-    ne = len(a) * len(b) / (len(a) + len(b))
-    return d, kolmogorov_sf((math.sqrt(ne) + 0.12 + 0.11 / math.sqrt(ne)) * d)
+    return d, ks_pvalue(d, len(a), len(b), a, b)
 
 
 def wasserstein(a: np.ndarray, b: np.ndarray) -> float:
     """1-Wasserstein distance: the area between the two empirical CDFs."""
-    a, b = np.sort(a), np.sort(b)
-    t = np.sort(np.concatenate([a, b]))
-    fa = np.searchsorted(a, t[:-1], side="right") / len(a)
-    fb = np.searchsorted(b, t[:-1], side="right") / len(b)
-    return float(np.sum(np.abs(fa - fb) * np.diff(t)))
+    return _cdf_gaps(np.sort(a), np.sort(b))[1]
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -133,11 +142,27 @@ def chi2_test(ref_counts: np.ndarray, counts: np.ndarray) -> tuple[float, float]
     return stat, chi2_sf(stat, len(counts) - 1)
 
 
+def prepared(features: dict) -> dict:
+    """The profile's features with their lists as numpy arrays (converted once, not per window)."""
+    out = {}
+    for name, f in features.items():
+        g = dict(f)
+        for k in ("sample", "edges", "counts"):
+            if k in g:
+                g[k] = np.asarray(g[k], np.float64 if k != "counts" else np.int64)
+        if "sample" in g:
+            g["sample"] = np.sort(g["sample"])
+        out[name] = g
+    return out
+
+
 def numeric_drift(ref: dict, values: np.ndarray) -> dict:
     """One numeric feature: ``ref`` is its profile entry (``sample``, ``edges``, ``counts``, ``std``)."""
     sample = np.asarray(ref["sample"], np.float64)
-    d, p = ks_test(sample, values)
-    w = wasserstein(sample, values)
+    if not isinstance(ref["sample"], np.ndarray):  # `prepared` sorts it once
+        sample = np.sort(sample)
+    d, w = _cdf_gaps(sample, np.sort(values))
+    p = ks_pvalue(d, len(sample), len(values), sample, values)
     edges = np.asarray(ref["edges"], np.float64)
     return {"test": "ks", "statistic": d, "p_value": p, "wasserstein": w,
             "wasserstein_std": w / ref["std"] if ref["std"] > 0 else (0.0 if w == 0 else math.inf),
@@ -151,7 +176,8 @@ def class_drift(ref: dict, classes: np.ndarray) -> dict:
     stat, p = chi2_test(ref["counts"], counts)
     return {"test": "chi2", "statistic": stat, "p_value": p, "js": js_distance(np.asarray(ref["counts"]) + 0.5,
                                                                                  counts + 0.5),
-            "psi": psi(ref["counts"], counts), "window_counts": counts.tolist(), "reference_counts": ref["counts"]}
+            "psi": psi(ref["counts"], counts), "window_counts": counts.tolist(),
+            "reference_counts": np.asarray(ref["counts"]).tolist()}
 
 
 def evaluate(profile_features: dict, names: list[str], values: np.ndarray, class_names: list[str],

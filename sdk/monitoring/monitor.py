@@ -20,7 +20,7 @@ import numpy as np
 
 from edgekit.errors import InputError
 
-from .drift import Thresholds, evaluate
+from .drift import Thresholds, evaluate, prepared
 from .features import Extractor
 from .profile import load_profile, model_info
 
@@ -65,11 +65,15 @@ class Monitor:
         self._nwin_lat = 0
         # features
         self.extractor = None
+        self._ref = prepared(self.profile["features"]) if self.profile else None
         if self.profile:
             self.extractor = Extractor.from_dicts(self.profile["plans"]).bind(
                 self.profile.get("tensors") or {}, {"input": [s.name for s in model.inputs],
                                                     "output": [s.name for s in model.outputs]})
         self._bufs: dict[str, np.ndarray] = {}
+        self._hot: list | None = None
+        self._score_key = None
+        self._infer = model.runner.infer  # Model.predict without normalising the feeds a second time
         self._bfill = 0
         self._win_vals: np.ndarray | None = None
         self._win_cls: np.ndarray | None = None
@@ -122,7 +126,7 @@ class Monitor:
         feeds = self.model.feeds(x)
         t0 = time.perf_counter_ns()
         try:
-            out = self.model.predict(feeds)
+            out = self._infer(feeds)
         except Exception as e:
             with self._lock:
                 self.calls += 1
@@ -140,45 +144,69 @@ class Monitor:
 
     __call__ = predict
 
-    def _record(self, feeds, out, dt, call_id) -> None:
-        self.calls += 1
-        self._lat[self._nlat] = dt
-        self._nlat += 1
-        if self._nlat == len(self._lat):
-            self._fold_latency()
+    def _prepare(self, feeds, out) -> list:
+        """The per-call plan, fixed at the first call: (from inputs?, key, strided slice, block buffer)."""
         if self.extractor is None:
             self.extractor = Extractor.from_batch(feeds, out, self.task)
-        plans = self.extractor.plans
-        if not plans:
-            return
-        views = [p.view(p.read(feeds, out)) for p in plans]
-        n = len(views[0])
-        self.samples += n
-        if not self._bufs:
-            self._bufs = {p.tensor + p.role: np.empty((self.block, *v.shape[1:]), v.dtype) for p, v in zip(plans, views)}
-        bufs = [self._bufs[p.tensor + p.role] for p in plans]
-        if self._bfill + n > self.block:
-            self._fold_block()
-        if n <= self.block and all(v.shape[1:] == b.shape[1:] for v, b in zip(views, bufs)):
-            for v, b in zip(views, bufs):
-                b[self._bfill:self._bfill + n] = v
-            self._bfill += n
-            if self._bfill == self.block or self._wfill + self._bfill >= self.window:
-                self._fold_block()  # a window closes at the call that fills it
-        else:  # a dynamic shape or a batch larger than the block: reduce this call on its own
-            self._fold_block()
-            self._push(*self.extractor.features(feeds, out))
+        hot = []
+        for p in self.extractor.plans:
+            v = p.view(p.read(feeds, out))
+            s = None
+            if p.kind == "image" and p.stride > 1:
+                s = (slice(None), slice(None, None, p.stride), slice(None, None, p.stride), slice(None)) \
+                    if p.layout == "NHWC" else (slice(None), slice(None), slice(None, None, p.stride),
+                                                slice(None, None, p.stride))
+            elif p.kind == "flat" and p.stride > 1:
+                s = p.view  # flattening first: a function, not a slice
+            buf = self._bufs.setdefault(p.tensor + p.role, np.empty((self.block, *v.shape[1:]), v.dtype))
+            hot.append((p.role == "input", p.key or p.tensor, s, buf, buf.shape[1:]))
+        cls = [p for p in self.extractor.plans if p.kind == "classes"]
+        self._score_key = (cls[0].key or cls[0].tensor) if cls else self.model.outputs[0].name
+        return hot
+
+    def _record(self, feeds, out, dt, call_id) -> None:
+        self.calls += 1
+        k = self._nlat
+        self._lat[k] = dt
+        self._nlat = k + 1
+        if k + 1 == len(self._lat):
+            self._fold_latency()
+        hot = self._hot
+        if hot is None:
+            hot = self._hot = self._prepare(feeds, out)
+        if hot:
+            arrs = []
+            fits = True
+            for from_in, key, s, buf, shape in hot:
+                a = (feeds if from_in else out)[key]
+                if not isinstance(a, np.ndarray):
+                    a = np.asarray(a)
+                if s is not None:
+                    a = s(a) if callable(s) else a[s]
+                fits = fits and a.shape[1:] == shape
+                arrs.append(a)
+            n = len(arrs[0])
+            self.samples += n
+            fill = self._bfill
+            if fits and n <= self.block:
+                if fill + n > self.block:
+                    self._fold_block()
+                    fill = 0
+                for a, h in zip(arrs, hot):
+                    h[3][fill:fill + n] = a
+                self._bfill = fill = fill + n
+                if fill == self.block or self._wfill + fill >= self.window:
+                    self._fold_block()  # a window closes at the call that fills it
+            else:  # a dynamic shape or a batch larger than the block: reduce this call on its own
+                self._fold_block()
+                self._push(*self.extractor.features(feeds, out))
         if self.feedback_capacity:
-            scores = out[self._scored_output()]
-            self._pending[call_id] = np.array(scores, copy=True)
-            if len(self._pending) > self.feedback_capacity:
-                self._pending.popitem(last=False)
+            pending = self._pending
+            pending[call_id] = np.array(out[self._score_key])
+            if len(pending) > self.feedback_capacity:
+                pending.popitem(last=False)
         if self.samples_log is not None:
             self.samples_log.offer(call_id, feeds, out)
-
-    def _scored_output(self) -> str:
-        cls = [p for p in self.extractor.plans if p.kind == "classes"]
-        return (cls[0].key or cls[0].tensor) if cls else self.model.outputs[0].name
 
     def _fold_latency(self) -> None:
         s = self._lat[:self._nlat] / 1e9
@@ -234,7 +262,7 @@ class Monitor:
         n = self._wfill
         drift, drifted = {}, []
         if self.profile is not None and n:
-            drift, drifted = evaluate(self.profile["features"], self.extractor.names, self._win_vals[:n],
+            drift, drifted = evaluate(self._ref, self.extractor.names, self._win_vals[:n],
                                       self.extractor.class_names, self._win_cls[:n], self.thresholds)
         lat = self._win_lat[:self._nwin_lat]
         rec = {"window": self.windows_closed, "start": self._win_start, "end": time.time(), "samples": n,

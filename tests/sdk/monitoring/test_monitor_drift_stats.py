@@ -37,8 +37,11 @@ def test_ks_equals_scipy_and_the_numpy_fallback_its_asymptotic_form(no_scipy):
 
 def test_ks_with_scipy_is_scipys():
     a, b = _samples(1)
-    ref = st.ks_2samp(a, b)
+    ref = st.ks_2samp(a, b, method="asymp")  # n*m = 210000 > EXACT_KS
     assert D.ks_test(a, b) == (pytest.approx(ref.statistic), pytest.approx(ref.pvalue))
+    assert ref.pvalue == pytest.approx(st.ks_2samp(a, b, method="exact").pvalue, rel=0.05)  # why asymp is enough
+    small = a[:50], b[:40]
+    assert D.ks_test(*small)[1] == pytest.approx(st.ks_2samp(*small, method="exact").pvalue)
     # ties (integer-valued data): the statistic is still the largest CDF gap over all values
     x, y = np.array([0, 0, 1, 2, 2, 2]), np.array([1, 1, 2, 3])
     assert D.ks_statistic(x, y) == pytest.approx(st.ks_2samp(x, y).statistic)
@@ -109,7 +112,7 @@ def test_evaluate_bonferroni_and_effect_thresholds():
     out, drifted = D.evaluate(prof, ["x", "y"], vals, ["c:class"], cls, D.Thresholds(alpha=0.01))
     assert drifted == ["y"]
     for j, name in enumerate(["x", "y"]):
-        assert out[name]["p_value"] == pytest.approx(st.ks_2samp(sample, vals[:, j]).pvalue)
+        assert out[name]["p_value"] == pytest.approx(st.ks_2samp(sample, vals[:, j], method="asymp").pvalue)
         assert out[name]["drift"] == (out[name]["p_value"] < 0.01 / 3)  # 3 tests in the window
     # an effect threshold alerts on its own
     out, drifted = D.evaluate(prof, ["x", "y"], vals, ["c:class"], cls, D.Thresholds(alpha=1e-300, psi=0.2))
