@@ -11,7 +11,7 @@ Definitions (tests/sdk/monitoring/test_drift.py checks each against its definiti
 - ``psi``: population stability index over the reference's deciles, ``sum((a - e) * ln(a / e))`` with ``e``, ``a``
   the reference's and the window's share per bin, each share floored at `EPS` (an empty bin is not infinite).
 - classes: ``chi2``, Pearson's goodness of fit of the window's counts against the reference's shares
-  (``scipy.stats.chisquare``; reference counts + 0.5 so a class never seen in validation has a finite expectation;
+  (``scipy.stats.chisquare`` after pooling the classes expected fewer than 5 times into one bin, see `chi2_test`;
   without scipy the Wilson-Hilferty normal approximation of the chi-squared tail), ``js``, the Jensen-Shannon
   distance in bits (``scipy.spatial.distance.jensenshannon(p, q, base=2)``, 0 to 1), and ``psi`` over the classes.
 
@@ -29,6 +29,7 @@ import numpy as np
 
 EPS = 1e-4
 EXACT_KS = 10_000
+MIN_EXPECTED = 5.0
 
 
 @dataclass
@@ -135,11 +136,23 @@ def chi2_sf(x: float, k: int) -> float:
 
 
 def chi2_test(ref_counts: np.ndarray, counts: np.ndarray) -> tuple[float, float]:
-    ref = np.asarray(ref_counts, np.float64) + 0.5
+    """Pearson's goodness of fit of ``counts`` against the reference's shares. Classes whose expected count is under
+    `MIN_EXPECTED` are pooled into one bin (the usual rule for the chi-squared approximation; with 1000 classes and a
+    small profile most are rare); a pool the reference never saw gets an expected count of 0.5, so a class new to
+    the window is a finite, large contribution."""
+    ref = np.asarray(ref_counts, np.float64)
     counts = np.asarray(counts, np.float64)
-    expected = ref / ref.sum() * counts.sum()
-    stat = float(np.sum((counts - expected) ** 2 / expected))
-    return stat, chi2_sf(stat, len(counts) - 1)
+    expected = ref / max(ref.sum(), 1e-300) * counts.sum()
+    rare = expected < MIN_EXPECTED
+    e, o = list(expected[~rare]), list(counts[~rare])
+    if rare.any():
+        e.append(max(float(expected[rare].sum()), 0.5))
+        o.append(float(counts[rare].sum()))
+    e, o = np.array(e), np.array(o)
+    if len(e) < 2:
+        return 0.0, 1.0
+    stat = float(np.sum((o - e) ** 2 / e))
+    return stat, chi2_sf(stat, len(e) - 1)
 
 
 def prepared(features: dict) -> dict:
@@ -174,8 +187,7 @@ def class_drift(ref: dict, classes: np.ndarray) -> dict:
     k = len(ref["counts"])
     counts = np.bincount(np.clip(classes, 0, k - 1), minlength=k)
     stat, p = chi2_test(ref["counts"], counts)
-    return {"test": "chi2", "statistic": stat, "p_value": p, "js": js_distance(np.asarray(ref["counts"]) + 0.5,
-                                                                                 counts + 0.5),
+    return {"test": "chi2", "statistic": stat, "p_value": p, "js": js_distance(ref["counts"], counts),
             "psi": psi(ref["counts"], counts), "window_counts": counts.tolist(),
             "reference_counts": np.asarray(ref["counts"]).tolist()}
 

@@ -89,8 +89,7 @@ def test_js_distance_by_hand_and_scipy():
 def test_chi2_is_scipys_goodness_of_fit_and_the_fallback_close(no_scipy):
     ref = np.array([40, 30, 20, 10])
     for counts in (np.array([36, 34, 18, 12]), np.array([30, 30, 25, 15]), np.array([10, 20, 30, 40])):
-        expected = (ref + 0.5) / (ref + 0.5).sum() * counts.sum()
-        want = st.chisquare(counts, expected)
+        want = st.chisquare(counts, ref / ref.sum() * counts.sum())  # every expected count >= 5: no pooling
         stat, p = D.chi2_test(ref, counts)  # numpy fallback: Wilson-Hilferty tail
         assert stat == pytest.approx(want.statistic)
         if want.pvalue > 1e-4:  # the approximation is close where alerts are decided
@@ -98,6 +97,18 @@ def test_chi2_is_scipys_goodness_of_fit_and_the_fallback_close(no_scipy):
         else:  # and far out in the tail, on the same side of any sane threshold
             assert p < 1e-15 and want.pvalue < 1e-15
     assert D.chi2_sf(7.0, 4) == pytest.approx(st.chi2.sf(7.0, 4), rel=0.03)
+
+
+def test_chi2_pools_rare_classes_by_hand():
+    # 100 window samples; reference shares .5 .3 .12 .04 .04 .0 -> expected 50 30 12 4 4 0: the last three pooled (8)
+    ref, counts = np.array([50, 30, 12, 4, 4, 0]), np.array([45, 33, 10, 3, 6, 3])
+    stat, p = D.chi2_test(ref, counts)
+    hand = (45 - 50) ** 2 / 50 + (33 - 30) ** 2 / 30 + (10 - 12) ** 2 / 12 + (12 - 8) ** 2 / 8
+    assert stat == pytest.approx(hand)
+    assert p == pytest.approx(st.chi2.sf(hand, 3))
+    # a class the reference never saw, alone in its pool: expected 0.5, so 3 such samples count (3 - .5)^2 / .5
+    ref, counts = np.array([60, 40, 0]), np.array([57, 40, 3])
+    assert D.chi2_test(ref, counts)[0] == pytest.approx((57 - 60) ** 2 / 60 + 0 + (3 - 0.5) ** 2 / 0.5)
 
 
 def test_evaluate_bonferroni_and_effect_thresholds():
