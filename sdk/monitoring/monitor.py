@@ -123,11 +123,12 @@ class Monitor:
     def predict(self, x, call_id=None) -> dict[str, np.ndarray]:
         """The model's ``predict``, recorded. ``call_id``: your id for this call (e.g. a request id) to give
         ``feedback`` later; by default a counter, readable as ``last_call_id`` after the call."""
-        feeds = self.model.feeds(x)
         t0 = time.perf_counter_ns()
         try:
+            feeds = self.model.feeds(x)
+            t0 = time.perf_counter_ns()
             out = self._infer(feeds)
-        except Exception as e:
+        except Exception as e:  # counted (bad inputs too), then raised as it was
             with self._lock:
                 self.calls += 1
                 self.errors[type(e).__name__] += 1

@@ -40,18 +40,20 @@ def test_prometheus_scrapes_what_the_monitor_counted(color_model, color_profile,
                 mon.feedback(mon.last_call_id, out["probs"].argmax(1) if i % 10 else np.zeros(5, int))
             for _ in range(3):
                 with pytest.raises(InputError):
-                    mon.predict(np.zeros((1, 5), np.float32))
+                    mon.predict(np.zeros((1, 5), np.float32))  # the runner refuses the shape
+            with pytest.raises(InputError):
+                mon.predict([x[:1], x[:1]])  # two arrays for a one-input model: refused before the runner
             snap = mon.snapshot()
             prom = prometheus_for(mon.port)
-            prom.wait_for("edgekit_predict_calls_total", 53)
-            assert snap["calls"] == 53
+            prom.wait_for("edgekit_predict_calls_total", 54)
+            assert snap["calls"] == 54
             (t,) = prom.targets()
             assert t["health"] == "up" and t["scrapeUrl"] == f"http://127.0.0.1:{mon.port}/metrics"
             q = lambda e: {tuple(sorted(r["metric"].items())): r["value"] for r in prom.query(e)}  # noqa: E731
             assert prom.query("edgekit_predict_samples_total")[0]["value"] == 250
             assert q("edgekit_predict_errors_total") == {
                 (("__name__", "edgekit_predict_errors_total"), ("instance", f"127.0.0.1:{mon.port}"),
-                 ("job", "edgekit"), ("type", "InputError")): 3}
+                 ("job", "edgekit"), ("type", "InputError")): 4}
             # the latency histogram: every successful call counted, buckets cumulative, the sum in seconds
             assert prom.query("edgekit_predict_latency_seconds_count")[0]["value"] == 50
             assert prom.query("edgekit_predict_latency_seconds_sum")[0]["value"] == pytest.approx(
