@@ -85,7 +85,7 @@ class Monitor:
         # labels
         self.feedback_capacity = feedback_capacity
         self._pending: OrderedDict = OrderedDict()
-        self._lab_y = np.zeros(metrics_window, np.int64)
+        self._lab_y = np.zeros(metrics_window, np.float64)  # class ids are cast back for classification
         self._lab_s: np.ndarray | None = None
         self._nlab = self._lab_pos = 0
         self._new_labels = 0
@@ -122,7 +122,8 @@ class Monitor:
 
     def predict(self, x, call_id=None) -> dict[str, np.ndarray]:
         """The model's ``predict``, recorded. ``call_id``: your id for this call (e.g. a request id) to give
-        ``feedback`` later; by default a counter, readable as ``last_call_id`` after the call."""
+        ``feedback`` later; by default a counter, readable as ``last_call_id`` after the call (from several threads,
+        pass your own ids: ``last_call_id`` is whichever call finished last)."""
         t0 = time.perf_counter_ns()
         try:
             feeds = self.model.feeds(x)
@@ -348,13 +349,15 @@ class Monitor:
             (np.arange(self._nlab) + self._lab_pos) % len(self._lab_y)
         y, s = self._lab_y[idx], self._lab_s[idx]
         task = self.task or ("classification" if s.shape[1] > 1 else "binary")
+        if task in ("classification", "binary"):
+            y = y.astype(np.int64)
         if task == "classification":
             m = M.classification_metrics(y, s, n_classes=s.shape[1])
             m = {k: m[k] for k in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc")}
         elif task == "binary":
             m = {k: v for k, v in M.binary_metrics(y, s).items() if k != "confusion_matrix"}
         elif task == "regression":
-            m = M.regression_metrics(y.astype(np.float64), s[:, 0])
+            m = M.regression_metrics(y, s[:, 0])
         else:
             return None
         m["labels"] = int(self._nlab)

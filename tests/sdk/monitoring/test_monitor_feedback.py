@@ -56,3 +56,20 @@ def test_feedback_memory_is_bounded_and_wrong_label_counts_refused(digits):
         p = m.predict(x[window])[m.outputs[0].name].argmax(1)
     assert met["labels"] == 40
     assert met["accuracy"] == pytest.approx(accuracy_score(y[window], p))
+
+
+def test_regression_labels_give_scikit_learns_errors(crops, tmp_path):
+    from monitor_fixtures import build_color_model
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    x = crops(60, seed=3)
+    truth = x.mean(axis=(1, 2, 3)) + np.random.default_rng(0).normal(0, 0.02, 60)  # float labels, kept as floats
+    with edgekit.load(build_color_model(tmp_path / "bright.onnx", regression=True)) as m:
+        mon = edgekit.monitor(m, task="regression")
+        pred = np.concatenate([mon.predict(x[i:i + 2])["value"][:, 0] for i in range(0, 60, 2)])
+        for cid in range(30):
+            assert mon.feedback(cid, truth[2 * cid:2 * cid + 2])
+        got = mon.metrics()
+    assert got["mae"] == pytest.approx(mean_absolute_error(truth, pred))
+    assert got["rmse"] == pytest.approx(np.sqrt(mean_squared_error(truth, pred)))
+    assert got["r2"] == pytest.approx(r2_score(truth, pred))
