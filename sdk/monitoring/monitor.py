@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from edgekit.errors import InputError
 
 from .drift import Thresholds, evaluate, prepared
 from .features import Extractor
+from .labels import Labels
 from .profile import load_profile, model_info
 
 log = logging.getLogger("edgekit.monitor")
@@ -43,7 +44,11 @@ class Monitor:
                              "give a window of at least the thresholds' min_samples (30 by default)")
         self.model = model
         self.profile = load_profile(reference) if reference is not None else None
-        self.thresholds = Thresholds(**thresholds) if isinstance(thresholds, dict) else thresholds or Thresholds()
+        try:
+            self.thresholds = Thresholds(**thresholds) if isinstance(thresholds, dict) else thresholds or Thresholds()
+        except TypeError:
+            raise InputError(f"unknown thresholds {sorted(thresholds)}", "use alpha, psi, js, wasserstein_std and "
+                             "min_samples") from None
         self.task = task or (self.profile or {}).get("task")
         self.window, self.block = int(window), int(block)
         self.info = model_info(model)
@@ -83,14 +88,7 @@ class Monitor:
         self.last_drift: dict[str, dict] = {}
         self.windows: deque = deque(maxlen=keep_windows)
         # labels
-        self.feedback_capacity = feedback_capacity
-        self._pending: OrderedDict = OrderedDict()
-        self._lab_y = np.zeros(metrics_window, np.float64)  # class ids are cast back for classification
-        self._lab_s: np.ndarray | None = None
-        self._nlab = self._lab_pos = 0
-        self._new_labels = 0
-        self.feedback_matched = self.feedback_unmatched = 0
-        self.last_metrics: dict | None = None
+        self.labels = Labels(feedback_capacity, metrics_window)
         # logs
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.samples_log = None
@@ -202,11 +200,8 @@ class Monitor:
             else:  # a dynamic shape or a batch larger than the block: reduce this call on its own
                 self._fold_block()
                 self._push(*self.extractor.features(feeds, out))
-        if self.feedback_capacity:
-            pending = self._pending
-            pending[call_id] = np.array(out[self._score_key])
-            if len(pending) > self.feedback_capacity:
-                pending.popitem(last=False)
+        if self.labels.capacity:
+            self.labels.remember(call_id, out[self._score_key])
         if self.samples_log is not None:
             self.samples_log.offer(call_id, feeds, out)
 
@@ -272,10 +267,10 @@ class Monitor:
                "latency_s": {q: float(np.quantile(lat, v)) for q, v in (("p50", .5), ("p95", .95), ("p99", .99))}
                if len(lat) else {},
                "drift": drift, "alerts": [f"drift in {f}: {drift[f]['why']}" for f in drifted]}
-        if self._new_labels:
-            rec["metrics"] = self._metrics_now()
-            rec["labels"] = self._nlab
-            self._new_labels = 0
+        if self.labels.new:
+            rec["metrics"] = self.labels.metrics(self.task)
+            rec["labels"] = self.labels.count
+            self.labels.new = 0
         for f in drifted:
             self.alerts_total[f] += 1
             log.warning("edgekit monitor: drift in %s (window %d, %d samples): %s", f, self.windows_closed, n,
@@ -302,67 +297,12 @@ class Monitor:
         """The true label(s) of an earlier call (one per sample of its batch). Returns False when the call is
         unknown (never made, or older than the last ``feedback_capacity`` calls): counted, not raised."""
         with self._lock:
-            scores = self._pending.pop(call_id, None)
-            if scores is None:
-                self.feedback_unmatched += 1
-                return False
-            y = np.atleast_1d(np.asarray(label))
-            s = scores.reshape(len(scores), -1) if scores.ndim > 1 else scores.reshape(-1, 1)
-            if len(y) != len(s):
-                self._pending[call_id] = scores
-                raise InputError(f"call {call_id!r} had {len(s)} samples but {len(y)} labels were given",
-                                 "give one label per sample of the call's batch")
-            if self._lab_s is None:
-                self._lab_s = np.zeros((len(self._lab_y), s.shape[1]))
-            for yi, si in zip(y, s):
-                self._lab_y[self._lab_pos] = yi
-                self._lab_s[self._lab_pos] = si
-                self._lab_pos = (self._lab_pos + 1) % len(self._lab_y)
-                self._nlab = min(self._nlab + 1, len(self._lab_y))
-            self.feedback_matched += len(y)
-            self._new_labels += len(y)
-            self.last_metrics = None
-            return True
+            return self.labels.add(call_id, label)
 
     def metrics(self) -> dict | None:
         """Task metrics over the last ``metrics_window`` labelled samples (None before any label)."""
         with self._lock:
-            return self._metrics_now(strict=True)
-
-    def _metrics_now(self, strict: bool = False) -> dict | None:
-        """``strict``: raise when scikit-learn is missing (an explicit ask); inside predict or a scrape, None."""
-        if self._nlab == 0:
-            return None
-        if self.last_metrics is not None:
-            return self.last_metrics
-        try:
-            import sklearn.metrics  # noqa: F401
-        except ImportError:
-            if strict:
-                from edgekit.errors import MissingDependencyError
-
-                raise MissingDependencyError("scikit-learn", "monitor", "compute task metrics from the labels")
-            return None
-        from edgekit.checks import metrics as M
-
-        idx = np.arange(self._nlab) if self._nlab < len(self._lab_y) else \
-            (np.arange(self._nlab) + self._lab_pos) % len(self._lab_y)
-        y, s = self._lab_y[idx], self._lab_s[idx]
-        task = self.task or ("classification" if s.shape[1] > 1 else "binary")
-        if task in ("classification", "binary"):
-            y = y.astype(np.int64)
-        if task == "classification":
-            m = M.classification_metrics(y, s, n_classes=s.shape[1])
-            m = {k: m[k] for k in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc")}
-        elif task == "binary":
-            m = {k: v for k, v in M.binary_metrics(y, s).items() if k != "confusion_matrix"}
-        elif task == "regression":
-            m = M.regression_metrics(y, s[:, 0])
-        else:
-            return None
-        m["labels"] = int(self._nlab)
-        self.last_metrics = m
-        return m
+            return self.labels.metrics(self.task, strict=True)
 
     # ---------------------------------------------------------------------------------------------- exposition
 
@@ -375,8 +315,8 @@ class Monitor:
                     "windows": self.windows_closed, "alerts": dict(self.alerts_total),
                     "drift": {k: {"statistic": v["statistic"], "p_value": v["p_value"], "psi": v["psi"],
                                   "drift": v["drift"], "test": v["test"]} for k, v in self.last_drift.items()},
-                    "metrics": self._metrics_now(), "feedback": (self.feedback_matched, self.feedback_unmatched),
-                    "pending": len(self._pending),
+                    "metrics": self.labels.metrics(self.task),
+                    "feedback": (self.labels.matched, self.labels.unmatched), "pending": len(self.labels.pending),
                     "samples_log": self.samples_log.stats() if self.samples_log is not None else None}
 
     @property

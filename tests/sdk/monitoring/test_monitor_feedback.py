@@ -35,7 +35,7 @@ def test_metrics_from_feedback_equal_scikit_learns(digits):
     assert got["recall_macro"] == pytest.approx(recall_score(yt, p, average="macro", zero_division=0))
     assert got["f1_macro"] == pytest.approx(f1_score(yt, p, average="macro", zero_division=0))
     assert got["roc_auc"] == pytest.approx(roc_auc_score(yt, s, multi_class="ovr", average="macro"))
-    assert mon.feedback_unmatched == 1 and mon.feedback_matched == 270
+    assert mon.labels.unmatched == 1 and mon.labels.matched == 270
 
 
 def test_feedback_memory_is_bounded_and_wrong_label_counts_refused(digits):
@@ -44,7 +44,7 @@ def test_feedback_memory_is_bounded_and_wrong_label_counts_refused(digits):
         mon = edgekit.monitor(m, feedback_capacity=50, metrics_window=40)
         for i in range(120):
             mon.predict(x[i:i + 1])
-        assert len(mon._pending) == 50
+        assert len(mon.labels.pending) == 50
         assert not mon.feedback(0, y[0])  # expired: only the last 50 calls are remembered
         with pytest.raises(InputError, match="1 samples but 2 labels"):
             mon.feedback(119, y[:2])
