@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgekit.cli._common import command, console
+from edgekit.cli._common import command, console, outcome
 
 app = typer.Typer(help="Read what edgekit.monitor recorded on a device.", no_args_is_help=True)
 
@@ -35,7 +35,7 @@ def report_cmd(
                             ("--json", json_file, lambda: json.dumps(windows, indent=2))])
     console().print(rich_table(windows, log))
     report_failure(failed)
-    raise typer.Exit(1 if any(w.get("alerts") for w in windows) else 0)
+    raise typer.Exit(outcome(checks_failed=any(w.get("alerts") for w in windows)))
 
 
 # ------------------------------------------------------------------- what `edgekit validate` borrows from here
