@@ -104,6 +104,7 @@ class Monitor:
         elif sample_rate:
             raise InputError("sample_rate needs a log_dir to write the samples to", "pass log_dir=FOLDER")
         self.server = None
+        self.port: int | None = None
         self._registry = None
         if port is not None:
             self.serve(port, addr)
