@@ -107,6 +107,8 @@ def memory(path: Path, data: np.ndarray, total: int) -> list[tuple[int, int, int
         n = len(data)
         for i in range(2000):  # two windows first: lazy imports (scipy, scikit-learn) and buffers are done
             mon.predict(data[i % n:i % n + 1])
+            if i % 2:
+                mon.feedback(mon.last_call_id, labels[i % n])
         tracemalloc.start()
         for i in range(1, total + 1):
             mon.predict(data[i % n:i % n + 1])
