@@ -8,8 +8,9 @@ monitor reduces live data exactly as the profile reduced the validation data):
   swap them, a contrast change moves the standard deviations.
 - a row of at most `MAX_COLUMNS` numbers (``(N, F)``, or ``(N,)``): each column is a feature (``NAME[j]``).
 - anything else numeric: the mean and standard deviation of the sample (``NAME:mean``, ``NAME:std``).
-- the classifier's output (2-D scores, 2 or more classes): the predicted class (``NAME:class``, categorical) and the
-  confidence, the largest probability (``NAME:confidence``; softmax first when the rows are not probabilities).
+- the classifier's output (its first output, 2-D scores of 2 or more classes, when the task is "classification" or,
+  unnamed, the rows are probabilities): the predicted class (``NAME:class``, categorical) and the confidence, the
+  largest probability (``NAME:confidence``; softmax first for logits).
 
 One value per sample, so samples are the independent draws the drift tests assume (pixels of one image are not).
 Large tensors are read on a fixed grid (`stride`) of at most `GRID` points per sample and channel: the monitor copies
@@ -91,6 +92,12 @@ def looks_like_scores(y: np.ndarray) -> bool:
     return y.ndim == 2 and y.shape[1] >= 2 and y.dtype.kind == "f"
 
 
+def _probs(y) -> bool:
+    """Rows of probabilities (what a classifier with a softmax gives): how the task is told without being named."""
+    y = np.asarray(y, np.float64)
+    return bool(np.all(y >= 0) and np.allclose(y.sum(axis=1), 1.0, atol=1e-3))
+
+
 def reduce(plan: Plan, v: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Features of a block of strided views (`Plan.view`): ``(n, len(plan.names()))`` float64, and the predicted
     class per sample for a classifier's output (else None)."""
@@ -125,8 +132,8 @@ class Extractor:
         plans = [plan_for(k, "input", v) for k, v in feeds.items()]
         first = True
         for k, v in outputs.items():  # the first output of a classifier is its scores
-            plans.append(plan_for(k, "output", v, classifier=first and task in (None, "classification")
-                                  and looks_like_scores(v)))
+            scores = first and looks_like_scores(v) and (task == "classification" or task is None and _probs(v))
+            plans.append(plan_for(k, "output", v, classifier=scores))
             first = False
         return cls([p for p in plans if p is not None])
 
