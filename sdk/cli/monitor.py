@@ -1,4 +1,5 @@
-"""`edgekit monitor report LOG [--html FILE]`: what a monitor log says (see edgekit.monitoring)."""
+"""`edgekit monitor report LOG [--html FILE]`: what a monitor log says; `edgekit monitor serve MODEL`: a monitored
+model over HTTP (see edgekit.monitoring)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import typer
 
 from edgekit.cli._common import command, console, outcome
 
-app = typer.Typer(help="Read what edgekit.monitor recorded on a device.", no_args_is_help=True)
+app = typer.Typer(help="Serve a monitored model; read what edgekit.monitor recorded.", no_args_is_help=True)
 
 
 @app.command("report")
@@ -77,3 +78,57 @@ def profile_text(builder, rep, reference) -> str:
     files = [f for f in dict.fromkeys(model_files(reference)) if f.is_file()]
     return json.dumps(builder.profile({"path": str(reference), "sha256": _sha256(files), "role": "reference"}))
 
+
+
+@app.command("serve")
+@command
+def serve_cmd(
+    model: Path = typer.Argument(..., help="The model to serve."),
+    profile: Path = typer.Option(None, "--profile", help="Reference profile (edgekit validate --save-profile)."),
+    port: int = typer.Option(9464, "--port", min=0, max=65535, help="Port (0: a free one, printed)."),
+    addr: str = typer.Option("127.0.0.1", "--addr", help="Address to listen on (0.0.0.0: every interface)."),
+    window: int = typer.Option(1000, "--window", min=2, help="Samples per drift test."),
+    alpha: float = typer.Option(0.01, "--alpha", help="False-alarm rate per window."),
+    log_dir: Path = typer.Option(None, "--log-dir", help="Write window records here (and samples, --sample-rate)."),
+    sample_rate: float = typer.Option(None, "--sample-rate", help="Calls per second kept in the sample log."),
+    sample_max_bytes: int = typer.Option(64 << 20, "--sample-max-bytes", help="Size cap of the sample log."),
+    max_body: int = typer.Option(256 << 20, "--max-body", help="Largest request body accepted, in bytes."),
+    threads: int = typer.Option(None, "--threads", min=1, help="Runtime threads (default: the device class's)."),
+    trust_code: bool = typer.Option(False, "--trust-code", help="Trust this model file to run code when loaded."),
+):
+    """Serve a monitored model over HTTP: POST /predict (.npz/.npy in, .npz out), POST /feedback?call_id=ID,
+    GET /metrics for Prometheus. Runs until Ctrl-C, then closes the last window and the sample log."""
+    import edgekit
+    from edgekit.monitoring.server import serve_model
+
+    if log_dir is not None:
+        from edgekit.cli._files import check_output
+
+        check_output(log_dir, "--log-dir", folder=True)
+    with edgekit.load(model, threads=threads, trust_code=trust_code) as m:
+        mon = edgekit.monitor(m, profile, window=window, thresholds={"alpha": alpha}, log_dir=log_dir,
+                              sample_rate=sample_rate, sample_max_bytes=sample_max_bytes)
+        try:
+            server = serve_model(mon, port, addr, max_body)
+        except OSError as e:
+            from edgekit.errors import InputError
+
+            raise InputError(f"cannot listen on {addr}:{port}: {e.strerror or e}",
+                             "pick another --port (0 picks a free one)") from None
+        import signal
+
+        def _stop(*_):
+            raise KeyboardInterrupt  # SIGTERM stops as Ctrl-C does: the last window and the sample log are kept
+
+        signal.signal(signal.SIGTERM, _stop)
+        host, bound = server.server_address[:2]
+        typer.echo(f"serving {model} on http://{host}:{bound} (POST /predict, POST /feedback, GET /metrics)",
+                   err=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+            mon.close()
+            typer.echo(f"stopped after {mon.calls} calls, {mon.windows_closed} windows", err=True)

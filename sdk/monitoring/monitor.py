@@ -122,7 +122,13 @@ class Monitor:
     def predict(self, x, call_id=None) -> dict[str, np.ndarray]:
         """The model's ``predict``, recorded. ``call_id``: your id for this call (e.g. a request id) to give
         ``feedback`` later; by default a counter, readable as ``last_call_id`` after the call (from several threads,
-        pass your own ids: ``last_call_id`` is whichever call finished last)."""
+        use `predict_with_id` or your own ids: ``last_call_id`` is whichever call finished last)."""
+        return self.predict_with_id(x, call_id)[1]
+
+    __call__ = predict
+
+    def predict_with_id(self, x, call_id=None) -> tuple[object, dict[str, np.ndarray]]:
+        """(the call's id, the outputs): `predict` with the id it was recorded under."""
         t0 = time.perf_counter_ns()
         try:
             feeds = self.model.feeds(x)
@@ -141,9 +147,7 @@ class Monitor:
                 self._next_id += 1
             self._record(feeds, out, dt, call_id)
         self.last_call_id = call_id
-        return out
-
-    __call__ = predict
+        return call_id, out
 
     def _prepare(self, feeds, out) -> list:
         """The per-call plan, fixed at the first call: (from inputs?, key, strided slice, block buffer)."""
