@@ -45,9 +45,9 @@ def mobilenet(out: Path) -> dict[str, Path]:
         keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3), classes=1000).save(
             out / "mobilenet_v2.keras")
     rep = convert(out / "mobilenet_v2.keras", "tflite,onnx", output_dir=out)
-    for t in rep.targets:
-        if t.status not in ("pass", "ok", "converted") and not Path(t.path or "").exists():
-            raise SystemExit(f"conversion to {t.target} failed: {t.status}")
+    missing = [f"{t.target} ({t.status})" for t in rep.targets if not files[t.target].exists()]
+    if missing:
+        raise SystemExit(f"MobileNetV2 conversion failed: {', '.join(missing)}")
     return files
 
 
