@@ -42,8 +42,9 @@ def report_cmd(
 # ------------------------------------------------------------------- what `edgekit validate` borrows from here
 
 
-def validate_mode(candidates, data, replay, save_profile) -> list:
-    """Check validate's monitoring options against the rest of its line; returns the candidates (a list)."""
+def validate_mode(candidates, data, replay, save_profile, data_options: dict | None = None) -> list:
+    """Check validate's monitoring options against the rest of its line; returns the candidates (a list).
+    ``data_options``: {flag: value or None} of the options about --data, which a replay does not take."""
     from edgekit.errors import InputError
 
     candidates = list(candidates or [])
@@ -55,6 +56,10 @@ def validate_mode(candidates, data, replay, save_profile) -> list:
         if save_profile is not None:
             raise InputError("--save-profile profiles the validation data, not a replayed log",
                              "save the profile from a run with --data")
+        given = [flag for flag, v in (data_options or {}).items() if v is not None]
+        if given:
+            raise InputError(f"--replay compares the recorded outputs only: {given[0]} does not apply to it",
+                             "drop that option, or validate model files on --data to use it")
         return candidates
     if data is None:
         raise InputError("no data given", "pass --data DATA (or --replay LOG to check a monitor's sample log)")

@@ -55,7 +55,8 @@ def validate_cmd(
     from edgekit.cli.monitor import profile_text, validate_mode
     from edgekit.monitoring.replay import replay as replay_log
 
-    candidates = validate_mode(candidates, data, replay, save_profile)
+    candidates = validate_mode(candidates, data, replay, save_profile,
+                               {"--labels": labels, "--localize": localize or None, "--preprocess": preprocess})
     reports = {"--json": json_file, "--markdown": markdown, "--html": html, "--save-profile": save_profile}
     for flag, path in reports.items():  # every check before the data streams through, not after
         if path is not None:

@@ -93,6 +93,7 @@ def test_replay_passes_on_the_true_log_and_fails_on_a_tampered_one(color_model, 
     assert "fail" in r.stdout
     # replay takes no data and no candidates; a folder without segments is a user error
     user_error(invoke("validate", color_model, color_model, "--replay", tmp_path / "log"), "--replay")
+    user_error(invoke("validate", color_model, "--replay", tmp_path / "log", "--localize"), "--localize")
     (tmp_path / "empty").mkdir()
     user_error(invoke("validate", color_model, "--replay", tmp_path / "empty"), "no sample log segments")
 
