@@ -12,6 +12,8 @@ import base64
 import html
 from pathlib import Path
 
+from edgekit.display import Column, fit_table, html_page, html_table, shape_text, short_labels
+
 DASH = "—"
 
 # key, full header (markdown/html), compact header (terminal)
@@ -19,6 +21,8 @@ _BASE_COLUMNS = [
     ("model", "model", "model"),
     ("format", "format", "fmt"),
     ("backend", "backend", "backend"),
+    ("precision", "precision", "prec"),
+    ("input", "input shape", "input"),
     ("threads", "threads", "thr"),
     ("p50", "p50 ms", "p50"),
     ("p90", "p90 ms", "p90"),
@@ -96,6 +100,18 @@ def _ok(result: dict) -> list[dict]:
     return [r for r in result.get("results", []) if not _is_error(r)]
 
 
+def _label(r: dict, result: dict) -> str:
+    """The row's model as the shortest path that tells it apart from the other rows (two mnv2.tflite files in
+    fp16/ and int8/ show as fp16/mnv2.tflite and int8/mnv2.tflite)."""
+    rows = result.get("results", [])
+    paths = [x["path"] if x.get("path") and Path(x["path"]).name == x.get("model") else x.get("model") or "?"
+             for x in rows]
+    for x, label in zip(rows, short_labels(paths)):
+        if x is r:
+            return label
+    return str(r.get("model") or r.get("path") or "?")
+
+
 def _first_p50(result: dict) -> float | None:
     ok = _ok(result)
     return ok[0]["latency_ms"]["p50"] if ok else None
@@ -117,8 +133,7 @@ def _columns(result: dict, compact: bool = False) -> list[tuple[str, str]]:
 def _cells(r: dict, result: dict, compact: bool = False) -> dict[str, str]:
     """One result row as display strings keyed by column; an error row has only ``model`` and ``error``."""
     if _is_error(r):
-        name = r.get("model") or r.get("path") or "?"
-        return {"model": str(name), "error": str(r.get("error") or "no latency recorded")}
+        return {"model": _label(r, result), "error": str(r.get("error") or "no latency recorded")}
     lat = r.get("latency_ms") or {}
     threads = r.get("threads", (result.get("settings") or {}).get("threads"))
     tput = _ips(r.get("throughput_ips"))
@@ -130,8 +145,10 @@ def _cells(r: dict, result: dict, compact: bool = False) -> dict[str, str]:
         ratio = lat["p50"] / first if first and lat.get("p50") is not None else None
     stable = r.get("stable")
     out = {
-        "model": str(r.get("model", "?")),
+        "model": _label(r, result),
         "format": str(r.get("format", DASH)),
+        "precision": str(r.get("precision") or DASH),
+        "input": ", ".join(shape_text(s) for s in (r.get("input_shapes") or {}).values()) or DASH,
         "backend": str(r.get("backend", DASH)),
         "threads": "auto" if threads is None else str(threads),
         "p50": _ms(lat.get("p50")),
@@ -345,85 +362,63 @@ def plot_latencies(result, path) -> Path:
 
 # ---------------------------------------------------------------- html
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem;color:#222;max-width:1400px}
-h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
-table{border-collapse:collapse;font-size:.85rem}th,td{border:1px solid #ccc;padding:.3rem .5rem}
-th{background:#f0f3f7;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.unstable td{background:#fff6e0}tr.error td{background:#fdecea;color:#8a1c1c}
-dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{font-weight:600}dd{margin:0}
-.note{background:#fff6e0;border-left:4px solid #e0a800;padding:.5rem 1rem}img{max-width:100%}
-"""
-
-_TEXT_COLUMNS = ("model", "format", "backend", "stable")
+_TEXT_COLUMNS = ("model", "format", "backend", "precision", "input", "stable")
 
 
 def to_html(result, plot_png: bytes | None = None) -> str:
     """One self-contained HTML page: the table, the environment, the plot (inline base64 PNG) and notes."""
     result = _data(result)
     e = html.escape
-    cols = _columns(result)
-    head = "".join(f"<th>{e(h)}</th>" for _, h in cols)
+    cols = [(k, h, k not in _TEXT_COLUMNS) for k, h in _columns(result)]
     rows = []
     for r in result.get("results", []):
         c = _cells(r, result)
         if "error" in c:
-            rows.append(f'<tr class="error"><td>{e(c["model"])}</td>'
-                        f'<td colspan="{len(cols) - 1}">error: {e(c["error"])}</td></tr>')
-            continue
-        tds = "".join(("<td>" if k in _TEXT_COLUMNS else '<td class="num">') + f"{e(c[k])}</td>" for k, _ in cols)
-        cls = ' class="unstable"' if r.get("stable") is False else ""
-        rows.append(f"<tr{cls}>{tds}</tr>")
+            c["_error"] = c.pop("error")
+        elif r.get("stable") is False:
+            c["_class"] = "unstable"
+        rows.append(c)
     env = "".join(f"<dt>{e(label)}</dt><dd>{e(value)}</dd>" for label, value in _environment(result))
     notes = "".join(f"<li>{e(n)}</li>" for n in _notes(result))
-    title = e(_title(result).replace("Latency per call", "edgekit benchmark"))
-    parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{title}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{title}</h1>",
-    ]
+    title = _title(result).replace("Latency per call", "edgekit benchmark")
+    parts = [f"<h1>{e(title)}</h1>"]
     if notes:
         parts.append(f'<div class="note"><ul>{notes}</ul></div>')
-    parts += [
-        "<h2>Results</h2>",
-        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>",
-        "<p>Latencies in ms per call; ratio to first = p50 / p50 of the first model.</p>",
-    ]
+    parts += ["<h2>Results</h2>", html_table(cols, rows, row_class=lambda c: c.get("_class", "")),
+              "<p>Latencies in ms per call; ratio to first = p50 / p50 of the first model.</p>"]
     if plot_png:
         data = base64.b64encode(plot_png).decode("ascii")
         parts += ["<h2>Latency distribution</h2>",
                   f'<img alt="latency per call per model" src="data:image/png;base64,{data}">']
-    parts += ["<h2>Environment</h2>", f"<dl>{env}</dl>", "</body></html>"]
-    return "\n".join(parts) + "\n"
+    parts += ["<h2>Environment</h2>", f"<dl>{env}</dl>"]
+    return html_page(title, "\n".join(parts))
 
 
 # ---------------------------------------------------------------- terminal
 
-def rich_table(result):
-    """A ``rich.table.Table`` with the same columns (compact headers) for the terminal."""
-    result = _data(result)
-    from rich.table import Table
-    from rich.text import Text
+# the terminal leaves out the least important columns first (priority 0: always shown)
+_PRIORITY = {"model": 0, "p50": 0, "p99": 0, "backend": 1, "stable": 1, "ratio": 1, "overhead": 1, "native_ratio": 1,
+             "precision": 2, "native_p50": 2, "input": 3, "size": 3, "raw_p50": 3, "p90": 4, "load": 4,
+             "throughput": 4, "first": 5, "mean_std": 5, "rss": 5, "format": 6, "threads": 6}
 
-    cols = _columns(result, compact=True)
-    table = Table(title="latency per call (ms); ×first = p50 / p50 of the first model", title_justify="left",
-                  header_style="bold", pad_edge=False)
-    rows = [_cells(r, result, compact=True) for r in result.get("results", [])]
-    for key, header in cols:
-        # numbers are never squeezed (a cut number is a wrong number); long names and error messages wrap instead
-        widest = max([len(header)] + [len(c.get(key, "")) for c in rows if "error" not in c])
-        table.add_column(header, justify="left" if key in _TEXT_COLUMNS else "right", overflow="fold",
-                         min_width=min(widest, 32) if key == "model" else widest)
-    for c in rows:
-        if "error" in c:
-            table.add_row(Text(c["model"]), Text(f"error: {c['error']}", style="red"), *[""] * (len(cols) - 2))
-            continue
-        row = []
-        for key, _ in cols:
-            style = "yellow" if key == "stable" and c[key] == "no" else ("bold" if key == "p50" else "")
-            row.append(Text(c[key], style=style))  # Text, not markup: model names may contain "["
-        table.add_row(*row)
-    if result.get("interrupted"):
-        table.caption = "interrupted: results cover only what finished"
-    return table
+
+def rich_table(result, width: int | None = None, title: str | None = None):
+    """The same columns (compact headers) for the terminal: a ``rich.table.Table`` with every column, or, with
+    ``width``, what fits it (the least important columns left out, or one block per model when even the main
+    ones do not fit); a number is never cut."""
+    result = _data(result)
+    cols = [Column(k, h, numeric=k not in _TEXT_COLUMNS, priority=_PRIORITY.get(k, 4))
+            for k, h in _columns(result, compact=True)]
+    rows = []
+    for r in result.get("results", []):
+        c = _cells(r, result, compact=True)
+        if "error" in c:  # listed under the table
+            c["_error"] = c.pop("error")
+        else:
+            c["stable:style"] = "yellow" if c["stable"] == "no" else ""
+            c["p50:style"] = "bold"
+        rows.append(c)
+    caption = "interrupted: results cover only what finished" if result.get("interrupted") else None
+    title = title or "latency per call (ms); ×first = p50 / p50 of the first model"
+    return fit_table(cols, rows, width or 10_000, title=title, caption=caption, label="model",
+                     more="all columns in --json-out/--markdown/--html")

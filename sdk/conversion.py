@@ -44,9 +44,12 @@ class TargetResult:
     files: list[str] = field(default_factory=list)  # every entry written to the output folder
     repair: dict | None = None  # max_accuracy_drop / keep_float: layers kept float, their sensitivity, the trials
     pinned: dict = field(default_factory=dict)  # dynamic dims the route pinned: {input: {axis: size}}
+    signature: dict | None = None  # {"inputs": [TensorSpec dicts], "outputs": [...]} of the written file
 
-    def to_dict(self) -> dict:
-        return {"target": self.target, "path": str(self.path) if self.path else None, "route": self.route,
+    def to_dict(self, base: Path | None = None) -> dict:
+        """The manifest entry; with ``base`` (the manifest's folder) its path is relative to it."""
+        path = None if self.path is None else (_rel(self.path, base) if base is not None else str(self.path))
+        return {"target": self.target, "path": path, "route": self.route,
                 "precision": self.precision, "status": self.status, "parity": self.parity,
                 "size_bytes": self.size_bytes, "seconds": round(self.seconds, 3), "tool_versions": self.tool_versions,
                 "error": self.error, "failing_op": self.op, "notes": self.notes,
@@ -54,6 +57,7 @@ class TargetResult:
                 "size_ratio_fp32": (self.size_bytes / self.fp32_size_bytes
                                     if self.size_bytes and self.fp32_size_bytes else None),
                 "speed": self.speed, "warnings": self.warnings, "inputs": self.inputs, "files": self.files,
+                "signature": self.signature,
                 "pinned": {k: {f"dim {a}": n for a, n in sorted(v.items())} for k, v in self.pinned.items()},
                 **({"repair": self.repair} if self.repair is not None else {})}
 
@@ -64,6 +68,8 @@ class ConvertReport:
     targets: list[TargetResult]
     output_dir: Path
     plans: dict[str, list[str]] = field(default_factory=dict)
+    html: Path | None = None  # report.html beside manifest.json
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
     @property
     def exit_code(self) -> int:
@@ -79,10 +85,28 @@ class ConvertReport:
         return list(dict.fromkeys(w for t in self.targets for w in t.warnings))
 
     def manifest(self) -> dict:
-        return {"source": self.source, "warnings": self.warnings, "targets": [t.to_dict() for t in self.targets]}
+        """manifest.json: paths relative to it (the source's too, with ``..`` where it lies elsewhere), the
+        edgekit version, when it was written, and per target its route, parity, size, notes and I/O signature."""
+        from . import __version__
+
+        base = Path(self.output_dir)
+        source = dict(self.source, path=_rel(self.source["path"], base))
+        return {"edgekit_version": __version__, "created": self.created, "source": source, "warnings": self.warnings,
+                "targets": [t.to_dict(base) for t in self.targets]}
 
     def __getitem__(self, target: str) -> TargetResult:
         return next(t for t in self.targets if t.target == target)
+
+
+ALIASES = {"litert": "tflite", "ov": "openvino", "openvino-ir": "openvino", "ir": "openvino", "mlpackage": "coreml"}
+
+
+def _rel(path, base: Path) -> str:
+    """``path`` relative to ``base`` (with ``..`` where it lies elsewhere); absolute only across drives."""
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def parse_targets(targets) -> list[str]:
@@ -90,11 +114,11 @@ def parse_targets(targets) -> list[str]:
 
     if isinstance(targets, str):
         targets = [t for t in targets.split(",")]
-    names = [t.strip().lower() for t in targets if t and t.strip()]
+    names = [ALIASES.get(t.strip().lower(), t.strip().lower()) for t in targets if t and t.strip()]
     bad = [t for t in names if t not in TARGETS]
     if bad or not names:
         raise InputError(f"unknown target {', '.join(repr(b) for b in bad)}" if bad else "no target given",
-                         f"choose from: {', '.join(TARGETS)} (comma-separated)")
+                         f"choose from: {', '.join(TARGETS)} (comma-separated; litert = tflite, ov = openvino)")
     return list(dict.fromkeys(names))
 
 
@@ -122,6 +146,7 @@ def convert(model, targets=None, *, precision: str = "fp32", input_shapes: dict 
             per_channel: bool = True, int8_io: bool = False, palettize_bits: int | None = None,
             prune_sparsity: float | None = None, weights_only_bits: int | None = None, check_speed: bool = False,
             progress: Callable[[str], None] | None = None, recipe: str | os.PathLike | None = None,
+            steps: Callable[[int, int, str, str], None] | None = None,
             max_accuracy_drop: float | None = None, **knobs) -> ConvertReport:
     """Convert ``model`` (a path, a keras.Model, or a torch.nn.Module with ``example_inputs``) to each target.
 
@@ -137,6 +162,8 @@ def convert(model, targets=None, *, precision: str = "fp32", input_shapes: dict 
     with the best found). ``knobs``: the static int8 options of CompressOptions (calibrate_method,
     activation_type, quant_format, keep_float, preset, smooth_quant), refused by name where a target cannot
     honour them.
+    ``progress(message)``: a line per finished target; ``steps(k, n, target, stage)``: target k of n starts a
+    stage ("convert 1/2 (torch_to_onnx)", "compress", "check parity", ...).
     ``recipe``: a file written by `edgekit tune` (TuneResult.write_recipe); its target and options replace
     ``targets`` and the compression keywords, and its calibration samples are used unless ``calibration`` is given.
 
@@ -157,8 +184,9 @@ def convert(model, targets=None, *, precision: str = "fp32", input_shapes: dict 
             palettize_bits=palettize_bits, prune_sparsity=prune_sparsity, weights_only_bits=weights_only_bits,
             calibration_samples=calibration_samples, sample=sample, verify=verify))
         return convert(model, targets, output_dir=output_dir, trust_code=trust_code, example_inputs=example_inputs,
-                       verbose=verbose, check_speed=check_speed, progress=progress, **kw)
+                       verbose=verbose, check_speed=check_speed, progress=progress, steps=steps, **kw)
     say = progress or (lambda msg: None)
+    steps = steps or (lambda k, n, target, stage: None)
     names = parse_targets(targets)
     out = Path(output_dir)
     from .options import input_shapes as _shapes
@@ -178,9 +206,11 @@ def convert(model, targets=None, *, precision: str = "fp32", input_shapes: dict 
         raise InputError(f"cannot create the output folder {out}: {e.strerror or e}",
                          "pass a writable --output-dir") from e
     owned = owned_names(out)  # refuses a foreign manifest.json before any work
+    steps(0, len(names), "source", "loading and checking the source")
     src = _prepare_source(model, example_inputs, trust_code, out, owned)
     check_compression(names, options, source=src.art.format)  # e.g. a .tflite source cannot be re-quantized
     options.trust_code = src.trust
+    steps(0, len(names), "source", "running the source on the check sample")
     ref = _reference(src, sample, options, calibration, calibration_samples, verify)
     options.sample, options.input_order, options.pin_dims = ref.sample, ref.names, ref.pins
     report = ConvertReport({"path": str(src.art.path), "format": src.art.format.value, "sha256": _sha256(src.files),
@@ -188,13 +218,18 @@ def convert(model, targets=None, *, precision: str = "fp32", input_shapes: dict 
     protected = {f.resolve() for f in src.files} | {src.art.path.resolve()}
     work = work_folder(out.resolve())  # absolute: tools run with their own folder as the current directory
     try:
-        for name in names:
-            res = _target(name, src, ref, options, out.resolve(), work, protected, owned, verify, check_speed, report, say)
+        for k, name in enumerate(names, 1):
+            stage = lambda what, k=k, name=name: steps(k, len(names), name, what)  # noqa: E731
+            res = _target(name, src, ref, options, out.resolve(), work, protected, owned, verify, check_speed, report,
+                          say, stage)
             report.targets.append(res)
             say(f"{name}: {res.status}" + (f" ({res.error})" if res.error else "") + f" in {res.seconds:.1f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)  # this run's own folder, never a path it was given
     (out / "manifest.json").write_text(json.dumps(report.manifest(), indent=2))
+    from .conversion_report import write_html
+
+    report.html = write_html(report)
     return report
 
 
@@ -218,55 +253,61 @@ def check(source, candidate, sample=None, *, precision: str = "fp32", trust_code
 
 
 def _target(name, src: _Source, ref: _Reference, options, out, work, protected, owned, verify, check_speed,
-            report: ConvertReport, say) -> TargetResult:
+            report: ConvertReport, say, stage=None) -> TargetResult:
     """One target: route, compress, check, place. Any failure is recorded, never raised."""
     from edgekit.converters.planner import TARGETS, plan
 
     from ._outputs import place
 
     target = TARGETS[name]
+    stage = stage or (lambda what: None)
     res = TargetResult(name, precision=options.precision)
     t0 = time.perf_counter()
-    stage = work / name / "out"
-    stage.mkdir(parents=True)
+    staged = work / name / "out"
+    staged.mkdir(parents=True)
     art = None
     try:
         if src.art.format is target:  # the source is already in this format: the target is a copy of it
             if options.compressing and target is Format.TFLITE:
                 raise InputError("a .tflite source cannot be re-quantized by the TFLite converter",
                                  "compress from the Keras, SavedModel or ONNX source instead")
-            art = _copy_source(src, stage)
+            art = _copy_source(src, work / name / "out")
             res.notes.append(f"the source is already {target.value}: copied")
             fp32_path = src.art.path
         else:
             p = plan(src.art.format, target)
             report.plans[name] = p.explain()
             route = _route(p, src.art.format, target)
-            say(f"{name}: {route.describe(src.art.format)}")
-            art = _run_route(route.edges, src.art, options, stage, work / name)
+            art = _run_route(route.edges, src.art, options, staged, work / name, stage)
             res.route, res.tool_versions, res.pinned = art.route, art.tool_versions, art.pinned
             fp32_path = None
             if options.compressing:  # the fp32 counterpart (no compression): size ratio and speed check
                 fp32 = work / f"{name}_fp32"
-                fp32_path = _run_route(route.edges, src.art, options.uncompressed(), fp32 / "out", fp32).path
+                fp32_path = _run_route(route.edges, src.art, options.uncompressed(), fp32 / "out", fp32,
+                                       lambda what: stage(f"fp32 counterpart: {what}")).path
         if options.compressing:
             from ._outputs import working_in
             from .compression import compress
 
             res.fp32_size_bytes = _size(fp32_path)
+            stage(f"compress ({options.precision})")
             with _quiet_tool(work / name / "compress.log"), working_in(work / name):
-                art = compress(art, options, stage, ref.names, ref=ref)
+                art = compress(art, options, staged, ref.names, ref=ref)
             rep = getattr(art, "repair", None)
             res.repair = rep.to_dict() if rep is not None else None
         res.notes = list(dict.fromkeys(ref.notes + res.notes + art.notes))
         res.size_bytes = _size(art.path)
+        stage("check against the source" if verify else "read the signature")
         _check(res, art, src, ref, options, verify)
+        if res.signature is None:
+            res.signature = _signature(art.path)
         if check_speed and options.compressing and res.status == "pass":
             from .compression import check_speed as _speed
 
+            stage("speed check against fp32")
             _speed(res, art.path, fp32_path)
         if res.status != "fail":
-            res.path, res.files, notes = place(stage, art.path, out, protected, owned, options.precision)
+            res.path, res.files, notes = place(staged, art.path, out, protected, owned, options.precision)
             res.notes += notes
     except EdgekitError as e:
         res.status, res.error = "fail", e.message
@@ -297,13 +338,19 @@ def _quiet_tool(log: Path):
     return _quiet.captured(log)
 
 
-def _run_route(edges, art, options, final: Path, inter: Path):
+_FRAMEWORKS = ("keras", "keras-h5", "savedmodel", "torch-export", "torchscript", "torch-pickle")
+
+
+def _run_route(edges, art, options, final: Path, inter: Path, stage=None):
     """Chain the edges; intermediate files stay in ``inter``, the last edge writes to ``final``. Tools run with
     ``inter`` as their current directory (some write beside the caller)."""
     from ._outputs import working_in
 
     final.mkdir(parents=True, exist_ok=True)
     for i, edge in enumerate(edges):
+        if stage is not None:
+            verb = "export" if i == 0 and len(edges) > 1 and art.format.value in _FRAMEWORKS else "convert"
+            stage(f"{verb} {i + 1}/{len(edges)} ({edge.name})")
         dest = final if i == len(edges) - 1 else inter
         with _quiet_tool(inter / f"{edge.name}.log"), working_in(inter):
             art = edge.convert(art, options, dest)
@@ -361,6 +408,7 @@ def _gate(res: TargetResult, path: Path, ref: _Reference, sample: dict, expected
         feeds = align_inputs(cand, sample, ref.names, res.notes)
         got = predict_samples(cand, feeds)
         res.inputs = _source_order(cand, ref.names)
+        res.signature = {"inputs": [s.to_dict() for s in cand.inputs], "outputs": [s.to_dict() for s in cand.outputs]}
         precision = lowest(asked, cand.precision)
     if budget is None:
         j, errors = compare_outputs(expected, got, precision, _device_class())
@@ -384,6 +432,17 @@ def _gate(res: TargetResult, path: Path, ref: _Reference, sample: dict, expected
         dynamic = [k for k, v in ref.dynamic.items() if v]
         if dynamic and not summary:
             res.error += f" (the source has dynamic dims on {', '.join(dynamic)}: try --input-shape to fix them)"
+
+
+def _signature(path: Path) -> dict | None:
+    """The written file's I/O signature, read without running it (Core ML off macOS, --no-verify)."""
+    from .model import load
+
+    try:
+        with load(path) as m:
+            return {"inputs": [s.to_dict() for s in m.inputs], "outputs": [s.to_dict() for s in m.outputs]}
+    except EdgekitError:
+        return None
 
 
 def _samples(sample: dict) -> int:

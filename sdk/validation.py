@@ -62,9 +62,10 @@ class _Cand:
 def validate(reference, candidates, data, *, labels=None, task: str | None = None, device_class: str | None = None,
              atol: float | None = None, rtol: float | None = None, output_tolerances: dict | None = None,
              localize: bool = False, batch_size: int = 64, preprocess=None, trust_code: bool = False,
-             progress=None, load_candidate=None, observe=None) -> "ValidateReport":
+             progress=None, load_candidate=None, observe=None, status=None) -> "ValidateReport":
     """Validate ``candidates`` against ``reference`` on ``data``; returns a ValidateReport (the JSON `edgekit
-    validate` writes, with typed access). ``load_candidate(path, trust_code=, device_class=)``: how a candidate
+    validate` writes, with typed access). ``progress(seen, total)`` after each batch; ``status(message)`` says
+    what is loading before the first one. ``load_candidate(path, trust_code=, device_class=)``: how a candidate
     is loaded (default `edgekit.load`; `validate --device` gives the outputs the device computed).
     ``observe(batch, reference_outputs)``, when given, sees every batch (e.g.
     `edgekit.monitoring.ProfileBuilder.observe`, for `--save-profile`)."""
@@ -83,16 +84,20 @@ def validate(reference, candidates, data, *, labels=None, task: str | None = Non
         from edgekit.device_classes import detect
 
         device_class = detect()
+    status = status or (lambda message: None)
+    status(f"loading the reference {os.path.basename(os.fspath(reference))}")
     ref = load(reference, trust_code=trust_code, device_class=device_class)
     ref_names = [s.name for s in ref.inputs]
     cands = []
     for c in candidates:
         cand = _Cand(str(c))
+        status(f"loading candidate {os.path.basename(os.fspath(c))}")
         try:
             cand.model = (load_candidate or load)(c, trust_code=trust_code, device_class=device_class)
         except EdgekitError as e:
             cand.error = e.message
         cands.append(cand)
+    status(f"reading {os.path.basename(os.fspath(data)) if isinstance(data, (str, os.PathLike)) else 'the data'}")
     ds = open_dataset(data, ref_names, labels=labels, batch=batch_size, preprocess=preprocess)
     ref_task: list[np.ndarray] = []
     first_batch, seen = None, 0
@@ -143,7 +148,8 @@ def validate(reference, candidates, data, *, labels=None, task: str | None = Non
     if seen > 1:  # with one sample, the too-few warning already says the check is weak
         warnings += [constant_warning(k, f"the same on all {seen} samples", "validation")
                      for k, varies in ref_varies.items() if not varies]
-    report = ValidateReport({"reference": str(reference), "data": {"path": ds.path, "samples": seen}, "task": task,
+    report = ValidateReport({"reference": str(reference), "reference_inputs": [s.to_dict() for s in ref.inputs],
+                             "data": {"path": ds.path, "samples": seen}, "task": task,
                              "device_class": device_class, "warnings": warnings, "candidates": []})
     for cand in cands:
         report["candidates"].append(_judge(cand, y_ref, lab, task, device_class, atol, rtol, output_tolerances, M,
@@ -187,6 +193,7 @@ def _judge(cand: _Cand, y_ref, lab, task, device_class, atol, rtol, overrides, M
         out["error"] = cand.error
         return out
     out["precision"] = cand.model.precision
+    out["inputs"] = [s.to_dict() for s in cand.model.inputs]
     if cand.unverified:
         out.update(verdict="unverified", reasons=[cand.unverified])
         return out

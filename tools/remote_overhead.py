@@ -78,7 +78,7 @@ def _direct(device, root: str, remote_model: str, runs: int, warmup: int, local:
     """(p50 ms, wall s) of the device's edgekit run directly on the device."""
     out = f"{root}/direct-{os.getpid()}-{time.time_ns()}.json"
     args = [f"{root}/venv/bin/python", "-m", "edgekit.cli.main", "bench", remote_model, "--runs", str(runs),
-            "--warmup", str(warmup), "--json", out]
+            "--warmup", str(warmup), "--json-out", out]
     t = time.perf_counter()
     if local:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}

@@ -80,9 +80,10 @@ class ErrorAccumulator:
         cos = 1.0 if self.rr == 0 and self.cc == 0 else (self.dot / np.sqrt(self.rr * self.cc) if self.rr and self.cc
                                                          else 0.0)
         snr = float("inf") if self.err2 == 0 else (10 * np.log10(self.rr / self.err2) if self.rr > 0 else float("-inf"))
-        logs = np.log10(allkept + 1e-12)
-        counts, edges = np.histogram(logs, bins=30)
+        nonzero = allkept[allkept > 0]  # exact zeros are counted apart: log10 has no place for them
+        counts, edges = np.histogram(np.log10(nonzero), bins=30) if nonzero.size else (np.zeros(0, int), np.zeros(0))
         return {"max_abs": self.max_abs, "mean_abs": self.sum_abs / self.n, "p99_abs": float(np.percentile(allkept, 99)),
                 "max_rel": max_rel, "cosine": float(cos), "snr_db": float(snr), "within_tol": self.within / self.n,
                 "nan_mismatch": self.nan_mismatch, "range": self.hi - self.lo, "ref_absmax": self.ref_absmax,
-                "histogram_log10_abs": {"edges": edges.tolist(), "counts": counts.tolist()}}
+                "histogram_log10_abs": {"edges": edges.tolist(), "counts": counts.tolist(),
+                                        "zeros": int(allkept.size - nonzero.size), "sampled": int(allkept.size)}}

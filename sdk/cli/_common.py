@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import functools
 import json
 import sys
@@ -33,8 +34,19 @@ def console(stderr: bool = False):
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    width = None if stream.isatty() else 160  # tables piped to files or CI logs stay readable
+    # a terminal's own width, or COLUMNS; piped to a file or a CI log without COLUMNS: 160 (tables fit it)
+    width = None if stream.isatty() or os.environ.get("COLUMNS", "").isdigit() else 160
     return Console(stderr=stderr, highlight=False, width=width)
+
+
+def json_flag_misuse(paths, json_flag: bool) -> None:
+    """`--json` prints JSON to stdout in every command; `--json-out PATH` writes a file. A `--json r.json` of
+    the old spelling leaves a .json path among the models: refuse it with the new spelling."""
+    if json_flag:
+        for p in paths or []:
+            if str(p).lower().endswith(".json"):
+                raise EdgekitError(f"--json takes no path: {p} was read as a model",
+                                   f"--json prints JSON to stdout; write a file with --json-out {p}")
 
 
 def _one_line(text: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from edgekit.cli._common import command, console, outcome
+from edgekit.cli._common import command, console, json_flag_misuse, outcome, print_json
 from edgekit.cli._files import (TRUST_CODE_HELP, TRUST_HELP, check_output, model_files, refuse_overwrite,
                                 report_failure, resolve_trust, write_outputs)
 from edgekit.errors import MissingDependencyError
@@ -28,7 +28,8 @@ def bench_cmd(
                                 "installed one)."),
     device_class: str = typer.Option(None, "--device-class", help="Profile to use (default: detected)."),
     input: Path = typer.Option(None, "--input", help=".npz/.npy inputs (default: generated from the signature)."),
-    json_file: Path = typer.Option(None, "--json", help="Write the results as JSON to this file."),
+    json_out: bool = typer.Option(False, "--json", help="Print the results as JSON to stdout (no table)."),
+    json_file: Path = typer.Option(None, "--json-out", help="Write the results as JSON to this file."),
     markdown: Path = typer.Option(None, "--markdown", help="Write a Markdown table to this file."),
     html: Path = typer.Option(None, "--html", help="Write a self-contained HTML report to this file."),
     plot: Path = typer.Option(None, "--plot", help="Write a PNG of the latency distributions to this file."),
@@ -48,7 +49,8 @@ def bench_cmd(
     from edgekit import bench
     from edgekit.benchmarks.report import rich_table
 
-    reports = {"--json": json_file, "--markdown": markdown, "--html": html, "--plot": plot}
+    json_flag_misuse(models, json_out)
+    reports = {"--json-out": json_file, "--markdown": markdown, "--html": html, "--plot": plot}
     for flag, path in reports.items():  # every check before a minute of measuring, not after
         if path is not None:
             check_output(path, flag)
@@ -63,7 +65,7 @@ def bench_cmd(
         return bench_remote(device, models, runs=runs, warmup=warmup, duration=duration, threads=threads,
                             backend=backend, device_class=device_class, input=input, json_file=json_file,
                             markdown=markdown, html=html, plot=plot, compare_native=compare_native,
-                            overhead=overhead, trust_code=trust_code)
+                            overhead=overhead, trust_code=trust_code, json_out=json_out)
     err = console(stderr=True)
     with Progress(TextColumn("measuring"), BarColumn(), TextColumn("{task.completed}/{task.total} calls"),
                   TimeElapsedColumn(), console=err, transient=True) as bar:
@@ -74,8 +76,11 @@ def bench_cmd(
                                  progress=lambda done, total: bar.update(task, completed=done, total=total),
                                  say=lambda m: err.print(f"[red]failed[/]: {m}"))
     failed = write_reports(result, json_file, markdown, html, plot)
-    out = console()
-    out.print(rich_table(result))
+    out = console(stderr=json_out)
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        out.print(rich_table(result, width=out.width))
     if result.interrupted:
         out.print("[yellow]interrupted[/]: the table and files hold what was measured before Ctrl-C")
     for flag, path in reports.items():
@@ -107,7 +112,7 @@ def write_reports(result, json_file=None, markdown=None, html=None, plot=None) -
             image = None
         return report.to_html(result, image)
 
-    return write_outputs([("--json", json_file, lambda: json.dumps(result.to_dict(), indent=2, default=str)),
+    return write_outputs([("--json-out", json_file, lambda: json.dumps(result.to_dict(), indent=2, default=str)),
                           ("--markdown", markdown, lambda: report.to_markdown(result)),
                           ("--html", html, html_text),
                           ("--plot", plot, plot_png)])

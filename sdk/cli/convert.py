@@ -6,13 +6,15 @@ from pathlib import Path
 
 import typer
 
-from edgekit.cli._common import STATE, command, console, human_size, print_json
+from edgekit.cli._common import STATE, command, console, print_json
+from edgekit.cli._progress import progress
 
 
 @command
 def convert_cmd(
     model: Path = typer.Argument(..., help="Source model: .keras, .h5, SavedModel folder, .pt2, .onnx, .tflite ..."),
-    to: str = typer.Option(None, "--to", help="Targets, comma-separated: tflite,coreml,openvino,onnx."),
+    to: str = typer.Option(None, "--to", help="Targets, comma-separated: tflite (or litert), coreml, openvino (or "
+                           "ov), onnx."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, fp16, int8 (static, needs --calibration) or "
                                   "int8-dynamic."),
     calibration: str = typer.Option(None, "--calibration", help="Calibration data (.npz/.npy/image folder), or "
@@ -40,11 +42,11 @@ def convert_cmd(
                                           "None or -1 keeps a dim dynamic (tokens=-1,128). Repeatable. Not needed "
                                           "for dynamic dims: they are pinned from the sample where a target must."),
     sample: Path = typer.Option(None, "--sample", help=".npz/.npy inputs for the parity check (default: generated)."),
-    output_dir: Path = typer.Option(Path("edgekit_out"), "--output-dir", "-o", help="Where targets and "
-                                    "manifest.json go."),
+    output_dir: Path = typer.Option(Path("edgekit_out"), "--output-dir", "-o", help="Where targets, "
+                                    "manifest.json and report.html go."),
     explain: bool = typer.Option(False, "--explain", help="Print each target's route, the alternatives and what "
                                  "would unlock a blocked route; convert nothing."),
-    json_out: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+    json_out: bool = typer.Option(False, "--json", help="Print the manifest as JSON to stdout (no table)."),
     trust_code: bool = typer.Option(False, "--trust-code", help="Allow source formats whose loading can run code."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Skip the parity check (targets are 'unverified')."),
     recipe: Path = typer.Option(None, "--recipe", help="Replay a recipe written by `edgekit tune`: its target, "
@@ -80,15 +82,16 @@ def convert_cmd(
     if calibration not in (None, "random") and Path(calibration).is_file():
         check_array_file(calibration, exclude=("labels",))
     err = console(stderr=True)
-    report = convert(model, targets, precision=precision, input_shapes=shapes, sample=sample,
-                     output_dir=output_dir, trust_code=trust_code, verify=not no_verify, verbose=STATE["verbose"],
-                     calibration=calibration, calibration_samples=calibration_samples, per_channel=per_channel,
-                     int8_io=int8_io, palettize_bits=palettize, prune_sparsity=prune,
-                     weights_only_bits=weights_only_bits, check_speed=check_speed,
-                     max_accuracy_drop=max_accuracy_drop, keep_float=keep_float, calibrate_method=calibrate_method,
-                     activation_type=activation_type, quant_format=quant_format, preset=preset,
-                     smooth_quant=smooth_quant,
-                     progress=lambda msg: err.print(f"[dim]>[/] {msg}"), recipe=recipe)
+    with progress(err, "converting") as steps:
+        report = convert(model, targets, precision=precision, input_shapes=shapes, sample=sample,
+                         output_dir=output_dir, trust_code=trust_code, verify=not no_verify, verbose=STATE["verbose"],
+                         calibration=calibration, calibration_samples=calibration_samples, per_channel=per_channel,
+                         int8_io=int8_io, palettize_bits=palettize, prune_sparsity=prune,
+                         weights_only_bits=weights_only_bits, check_speed=check_speed,
+                         max_accuracy_drop=max_accuracy_drop, keep_float=keep_float, calibrate_method=calibrate_method,
+                         activation_type=activation_type, quant_format=quant_format, preset=preset,
+                         smooth_quant=smooth_quant,
+                         progress=steps.say, steps=steps.step, recipe=recipe)
     if STATE["debug"]:
         for t in report.targets:
             if t.traceback:
@@ -115,34 +118,10 @@ def _explain(model: Path, targets: list[str], json_out: bool) -> None:
 
 
 def _table(report) -> None:
-    from rich.table import Table
+    from edgekit.conversion_report import rich_view
 
     out = console()
-    t = Table(title=f"{Path(report.source['path']).name} ({report.source['format']}) -> {report.output_dir}")
-    compressed = any(r.fp32_size_bytes for r in report.targets)
-    cols = ["target", "status", "route", "size"] + (["vs fp32", "agreement", "speed-up"] if compressed else
-                                                   ["max abs", "cosine"]) + ["seconds", "error / notes"]
-    for col in cols:
-        t.add_column(col)
-    colours = {"pass": "green", "fail": "red", "unverified": "yellow"}
-    for r in report.targets:
-        par = r.parity or {}
-        err = r.error or ""
-        if r.op and r.op not in err:
-            err += f" (operator {r.op})"
-        if compressed:
-            mid = [f"{r.size_bytes / r.fp32_size_bytes:.2f}x" if r.size_bytes and r.fp32_size_bytes else "-",
-                   f"{par['agreement_top1']:.4f}" if par.get("agreement_top1") is not None else
-                   (f"cos {par['cosine']:.4f}" if par.get("cosine") is not None else "-"),
-                   (f"{r.speed['speedup']:.2f}x" + (" SLOWER" if r.speed["slower"] else "")) if r.speed else "-"]
-        else:
-            mid = [f"{par['max_abs']:.2e}" if par.get("max_abs") is not None else "-",
-                   f"{par['cosine']:.6f}" if par.get("cosine") is not None else "-"]
-        t.add_row(r.target, f"[{colours[r.status]}]{r.status}[/]", " > ".join(r.route) or "-",
-                  human_size(r.size_bytes), *mid, f"{r.seconds:.1f}",
-                  err or "; ".join(n for n in r.notes if "generated inputs" not in n))
-    out.print(t)
-    for r in report.targets:  # checks that ran but could not show a fault: never a silent ok
-        for w in r.warnings:
-            out.print(f"[yellow]WARNING[/] {r.target}: {w}")
+    out.print(rich_view(report.manifest(), width=out.width))
     out.print(f"manifest: {report.output_dir / 'manifest.json'}")
+    if report.html is not None:
+        out.print(f"report: {report.html}")

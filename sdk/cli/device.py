@@ -169,7 +169,7 @@ def _faults(faults) -> None:
 
 
 def bench_remote(device: str, models: list[Path], *, runs, warmup, duration, threads, backend, device_class, input,
-                 json_file, markdown, html, plot, compare_native, overhead, trust_code) -> None:
+                 json_file, markdown, html, plot, compare_native, overhead, trust_code, json_out: bool = False) -> None:
     """`edgekit bench MODEL... --device NAME[,NAME...]`: measured on each device, merged side by side."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
@@ -194,12 +194,15 @@ def bench_remote(device: str, models: list[Path], *, runs, warmup, duration, thr
     if html is not None and not any(f.startswith("--html ") for f in failed):
         _add_devices_to_html(html, result)
     out = console()
-    out.print(rich_table(result))
-    out.print(devices_table(result))
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        out.print(rich_table(result, width=out.width))
+        out.print(devices_table(result))
     for r in result.failed:
         if r.get("hint") and not any(r["error"].endswith(f.message) for f in faults):
             out.print(f"[red]{r['model']}[/]: {r['error']}\n  hint: {r['hint']}")
-    for flag, path in {"--json": json_file, "--markdown": markdown, "--html": html, "--plot": plot}.items():
+    for flag, path in {"--json-out": json_file, "--markdown": markdown, "--html": html, "--plot": plot}.items():
         if path is not None and not any(f.startswith(f"{flag} ") for f in failed):
             out.print(f"wrote {path}")
     _faults(faults)
@@ -246,7 +249,8 @@ def _add_devices_to_html(path: Path, result) -> None:
 
 
 def validate_remote(device: str, reference: Path, candidates: list[Path], data: Path, *, labels, task, device_class,
-                    atol, rtol, tols, batch_size, pre, trust_code, json_file, markdown, html) -> None:
+                    atol, rtol, tols, batch_size, pre, trust_code, json_file, markdown, html,
+                    json_out: bool = False) -> None:
     """`edgekit validate REF CAND... --data D --device NAME`: the reference here, the candidates on the device."""
     from edgekit.cli._files import report_failure, write_outputs
     from edgekit.devices.api import validate_on
@@ -260,9 +264,13 @@ def validate_remote(device: str, reference: Path, candidates: list[Path], data: 
                               device_class=device_class, atol=atol, rtol=rtol, output_tolerances=tols,
                               batch_size=batch_size, preprocess=pre, trust_code=trust_code,
                               confirm=confirm_host_key)
-    failed = write_outputs([("--json", json_file, lambda: json.dumps(rep, indent=2, default=float)),
+    failed = write_outputs([("--json-out", json_file, lambda: json.dumps(rep, indent=2, default=float)),
                             ("--markdown", markdown, lambda: to_markdown(rep)), ("--html", html, lambda: to_html(rep))])
-    console().print(rich_table(rep))
+    if json_out:
+        print_json(rep)
+    else:
+        out = console()
+        out.print(rich_table(rep, width=out.width))
     _faults(faults)
     report_failure(failed)
     not_run = any(c.get("error") for c in rep["candidates"])

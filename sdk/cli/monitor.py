@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from edgekit.cli._common import command, console, outcome
+from edgekit.cli._common import command, console, outcome, print_json
 
 app = typer.Typer(help="Serve a monitored model; read what edgekit.monitor recorded.", no_args_is_help=True)
 
@@ -17,7 +17,8 @@ app = typer.Typer(help="Serve a monitored model; read what edgekit.monitor recor
 def report_cmd(
     log: Path = typer.Argument(..., help="The monitor's log folder (log_dir=...)."),
     html: Path = typer.Option(None, "--html", help="Write a self-contained HTML report (plots and alerts)."),
-    json_file: Path = typer.Option(None, "--json", help="Write the window records as one JSON list."),
+    json_out: bool = typer.Option(False, "--json", help="Print the window records as JSON to stdout (no table)."),
+    json_file: Path = typer.Option(None, "--json-out", help="Write the window records as one JSON list."),
 ):
     """Latency over time, drift per feature, task metrics per window and the alerts of a monitor log.
 
@@ -28,13 +29,16 @@ def report_cmd(
     from edgekit.cli._files import check_output, report_failure, write_outputs
     from edgekit.monitoring.report import read_windows, rich_table, to_html
 
-    for flag, path in (("--html", html), ("--json", json_file)):
+    for flag, path in (("--html", html), ("--json-out", json_file)):
         if path is not None:
             check_output(path, flag)
     windows = read_windows(log)
     failed = write_outputs([("--html", html, lambda: to_html(windows, log)),
-                            ("--json", json_file, lambda: json.dumps(windows, indent=2))])
-    console().print(rich_table(windows, log))
+                            ("--json-out", json_file, lambda: json.dumps(windows, indent=2))])
+    if json_out:
+        print_json(windows)
+    else:
+        console().print(rich_table(windows, log))
     report_failure(failed)
     raise typer.Exit(outcome(checks_failed=any(w.get("alerts") for w in windows)))
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from edgekit.cli._common import command, console, outcome
+from edgekit.cli._common import command, console, json_flag_misuse, outcome, print_json
+from edgekit.cli._progress import validate_progress
 from edgekit.cli._files import (TRUST_CODE_HELP, TRUST_HELP, check_output, model_files, refuse_overwrite,
                                 report_failure, resolve_trust, write_outputs)
 
@@ -27,7 +28,8 @@ def validate_cmd(
     preprocess: Path = typer.Option(None, "--preprocess", help="JSON/YAML image preprocessing spec for folders."),
     localize: bool = typer.Option(False, "--localize", help="For a failing candidate, find the first op that departs."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Samples per batch (memory stays bounded)."),
-    json_file: Path = typer.Option(None, "--json", help="Write the report as JSON."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON to stdout (no table)."),
+    json_file: Path = typer.Option(None, "--json-out", help="Write the report as JSON to this file."),
     markdown: Path = typer.Option(None, "--markdown", help="Write a Markdown table."),
     html: Path = typer.Option(None, "--html", help="Write a self-contained HTML report."),
     trust: list[Path] = typer.Option(None, "--trust", metavar="PATH", help=TRUST_HELP),
@@ -44,8 +46,6 @@ def validate_cmd(
     Exit codes: 0 every candidate passed (or is unverified here); 1 a candidate failed its check; 2 a user error
     (nothing validated, or a report could not be written: the others and the table are kept); 3 a candidate
     could not be loaded or run (takes precedence over 1)."""
-    from rich.progress import BarColumn, Progress, TextColumn
-
     from edgekit.data import array_headers
     from edgekit.datasets import Preprocess
     from edgekit.errors import InputError
@@ -55,9 +55,10 @@ def validate_cmd(
     from edgekit.cli.monitor import profile_text, validate_mode
     from edgekit.monitoring.replay import replay as replay_log
 
+    json_flag_misuse(candidates, json_out)
     candidates = validate_mode(candidates, data, replay, save_profile,
                                {"--labels": labels, "--localize": localize or None, "--preprocess": preprocess})
-    reports = {"--json": json_file, "--markdown": markdown, "--html": html, "--save-profile": save_profile}
+    reports = {"--json-out": json_file, "--markdown": markdown, "--html": html, "--save-profile": save_profile}
     for flag, path in reports.items():  # every check before the data streams through, not after
         if path is not None:
             check_output(path, flag)
@@ -82,29 +83,31 @@ def validate_cmd(
 
         return validate_remote(device, reference, candidates, data, labels=labels, task=task,
                                device_class=device_class, atol=atol, rtol=rtol, tols=tols, batch_size=batch_size,
-                               pre=pre, trust_code=trust_code, json_file=json_file, markdown=markdown, html=html)
-    err = console(stderr=True)
+                               pre=pre, trust_code=trust_code, json_file=json_file, markdown=markdown, html=html,
+                               json_out=json_out)
     profiler = None
     if save_profile is not None:
         from edgekit.monitoring import ProfileBuilder
 
         profiler = ProfileBuilder(task)
-    with Progress(TextColumn("validating"), BarColumn(), TextColumn("{task.completed} samples"), console=err,
-                  transient=True) as bar:
-        t = bar.add_task("validate", total=None)
+    with validate_progress(console(stderr=True), reference, candidates, replay if replay is not None else data) \
+            as progress:
         if replay is not None:
             rep = replay_log(reference, replay, task=task, device_class=device_class, atol=atol, rtol=rtol,
-                             output_tolerances=tols, trust_code=trust_code,
-                             progress=lambda n, total: bar.update(t, completed=n, total=total))
+                             output_tolerances=tols, trust_code=trust_code, progress=progress)
         else:
             rep = validate(reference, candidates, data, labels=labels, task=task, device_class=device_class,
                            atol=atol, rtol=rtol, output_tolerances=tols, localize=localize, batch_size=batch_size,
                            preprocess=pre, trust_code=trust_code, observe=profiler and profiler.observe,
-                           progress=lambda n, total: bar.update(t, completed=n, total=total))
+                           progress=progress, status=progress.status)
     failed = write_outputs([("--save-profile", save_profile, lambda: profile_text(profiler, rep, reference)),
-                            ("--json", json_file, lambda: json.dumps(rep, indent=2, default=float)),
+                            ("--json-out", json_file, lambda: json.dumps(rep, indent=2, default=float)),
                             ("--markdown", markdown, lambda: to_markdown(rep)), ("--html", html, lambda: to_html(rep))])
-    console().print(rich_table(rep))
+    if json_out:
+        print_json(rep)
+    else:
+        out = console()
+        out.print(rich_table(rep, width=out.width))
     report_failure(failed)
     raise typer.Exit(outcome(targets_failed=any(_not_run(c) for c in rep["candidates"]),
                              checks_failed=any(c["verdict"] == "fail" for c in rep["candidates"])))

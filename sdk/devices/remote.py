@@ -139,7 +139,7 @@ def bench_on(conn, models: list[Path], *, runs: int, warmup: int, duration_s: fl
             with _RunDir(conn) as run_dir:
                 out = f"{run_dir}/bench.json"
                 t0 = time.perf_counter()
-                r = conn.run(edgekit(conn, *args, "--json", out), doing=f"measuring {model.name}", timeout=timeout)
+                r = conn.run(edgekit(conn, *args, "--json-out", out), doing=f"measuring {model.name}", timeout=timeout)
                 command_s = time.perf_counter() - t0  # the device's own bench, as seen from here
                 if r.rc in (0, 3) and conn.exists(out):
                     data = json.loads(conn.read_bytes(out))

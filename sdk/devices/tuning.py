@@ -93,7 +93,7 @@ class DeviceMeasure:
             with _RunDir(conn) as run_dir:
                 out = f"{run_dir}/bench.json"
                 args = ["bench", model.remote, "--runs", "100000", "--duration", str(setup.bench_s), "--warmup", "5",
-                        "--input", inp.remote, "--json", out]
+                        "--input", inp.remote, "--json-out", out]
                 if threads:
                     args += ["--threads", str(threads)]
                 r = conn.run(edgekit(conn, *args), doing=f"timing trial file {Path(path).name}", timeout=self._timeout)

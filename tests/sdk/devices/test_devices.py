@@ -84,7 +84,7 @@ def test_remote_bench_matches_local(remote_device, tmp_path):
                remote_device.root).exit_code == 0
     out = tmp_path / "b.json"
     try:
-        r = cli("bench", ONNX, "--device", "loc,loc2", "--runs", 40, "--warmup", 5, "--input", DATA, "--json", out,
+        r = cli("bench", ONNX, "--device", "loc,loc2", "--runs", 40, "--warmup", 5, "--input", DATA, "--json-out", out,
                 "--html", tmp_path / "b.html", "--plot", tmp_path / "b.png")
     finally:
         cli("device", "remove", "loc2")
@@ -111,7 +111,7 @@ def test_remote_bench_matches_local(remote_device, tmp_path):
     import matplotlib.image
 
     assert matplotlib.image.imread(tmp_path / "b.png").shape[0] > 100  # a drawn plot, both rows on it
-    r = cli("bench", ONNX, "--device", "loc", "--runs", 5, "--warmup", 1, "--json", tmp_path / "b2.json")
+    r = cli("bench", ONNX, "--device", "loc", "--runs", 5, "--warmup", 1, "--json-out", tmp_path / "b2.json")
     assert r.exit_code == 0, _explain(r)
     assert json.loads((tmp_path / "b2.json").read_text())["results"][0]["pushed_bytes"] == 0
 
@@ -127,7 +127,7 @@ def test_remote_validate_matches_local(remote_device, tmp_path):
     import edgekit
 
     out = tmp_path / "v.json"
-    r = cli("validate", IR, ONNX, "--data", DATA, "--device", "loc", "--json", out)
+    r = cli("validate", IR, ONNX, "--data", DATA, "--device", "loc", "--json-out", out)
     assert r.exit_code == 0, _explain(r)
     rem = json.loads(out.read_text())
     loc = edgekit.validate(IR, [ONNX], DATA)
@@ -153,7 +153,7 @@ def test_validate_on_an_unreachable_device(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert cli("device", "add", "off", "pi@127.0.0.1", "--port", free_port()).exit_code == 0
     out = tmp_path / "v.json"
-    r = cli("validate", IR, ONNX, "--data", DATA, "--device", "off", "--json", out)
+    r = cli("validate", IR, ONNX, "--data", DATA, "--device", "off", "--json-out", out)
     assert r.exit_code == 3, _explain(r)  # the candidate could not run: a failed target, the report still written
     (c,) = json.loads(out.read_text())["candidates"]
     assert c["model"] == f"{ONNX} @ off" and c["device"] == "off" and "cannot connect" in c["error"]
@@ -162,7 +162,7 @@ def test_validate_on_an_unreachable_device(tmp_path, monkeypatch):
 
 def test_missing_runtime_on_the_device(remote_device, tmp_path):
     out = tmp_path / "b.json"
-    r = cli("bench", ONNX, TFLITE, "--device", "loc", "--runs", 5, "--warmup", 1, "--json", out)
+    r = cli("bench", ONNX, TFLITE, "--device", "loc", "--runs", 5, "--warmup", 1, "--json-out", out)
     assert r.exit_code == 3, _explain(r)  # some targets failed, the other was measured
     onnx_row, tfl_row = json.loads(out.read_text())["results"]
     assert "error" not in onnx_row and onnx_row["latency_ms"]["p50"] > 0
@@ -265,7 +265,7 @@ def test_full_disk_names_the_device(remote_device, small_disk, tmp_path):
                small_disk).exit_code == 0
     try:
         out = tmp_path / "b.json"
-        r = cli("bench", ONNX, "--device", "tiny", "--runs", 5, "--json", out)
+        r = cli("bench", ONNX, "--device", "tiny", "--runs", 5, "--json-out", out)
         assert r.exit_code == 3, _explain(r)
         (row,) = json.loads(out.read_text())["results"]
         assert row["error"].startswith("device 'tiny': not enough free disk for digits_cnn.onnx")

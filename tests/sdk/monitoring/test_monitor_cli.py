@@ -62,7 +62,7 @@ def test_profile_from_one_format_watches_another(saved_profile, digits, tmp_path
     assert any("image:mean[0]" in a for a in shifted["alerts"])
     # the report: exit 1 (an alert), the HTML holds the alerts, the window table and three plots
     html = tmp_path / "report.html"
-    r = invoke("monitor", "report", tmp_path / "log", "--html", html, "--json", tmp_path / "w.json")
+    r = invoke("monitor", "report", tmp_path / "log", "--html", html, "--json-out", tmp_path / "w.json")
     assert r.exit_code == 1, describe(r)
     page = html.read_text()
     assert page.count("<img") == 3 and "drift in image:mean[0]" in page

@@ -75,7 +75,7 @@ def test_replay_passes_on_the_true_log_and_fails_on_a_tampered_one(color_model, 
         for i in range(0, 80, 4):
             mon.predict(x[i:i + 4])
         mon.close()
-    r = invoke("validate", color_model, "--replay", tmp_path / "log", "--json", tmp_path / "r.json")
+    r = invoke("validate", color_model, "--replay", tmp_path / "log", "--json-out", tmp_path / "r.json")
     assert r.exit_code == 0, describe(r)
     import json
 
