@@ -49,71 +49,74 @@ def demo_exit_code(rep) -> int:
 
 def _render(rep) -> None:
     out = console()
+    w = out.width
     if rep.conversion:
-        out.print(_conversion_table(rep.conversion))
-    out.print(_backends_table(rep.results))
+        from edgekit.conversion_report import rich_view
+
+        out.print(rich_view(rep.conversion, width=w, title="1. convert digits_cnn.keras (parity checked on the 360 "
+                                                           "test images)"))
+    out.print(_backends_table(rep.results, w))
     if rep.validation:
         from edgekit.validation_report import rich_table as parity_table
 
-        table = parity_table(rep.validation)
-        table.title = "3. parity of every target against digits_cnn.keras (edgekit validate)"
-        out.print(table)
+        out.print(parity_table(rep.validation, width=w,
+                               title="3. parity of every target against digits_cnn.keras (edgekit validate)"))
     if rep.benchmark:
         from edgekit.benchmarks.report import rich_table
 
-        table = rich_table(rep.benchmark)
-        table.title = "4. latency of every converted target on this machine (one image per call)"
-        out.print(table)
+        out.print(rich_table(rep.benchmark, width=w,
+                             title="4. latency of every converted target on this machine (ms per image)"))
     if rep.int8:
         fp32_acc = next((r["accuracy"] for r in rep.results if r.get("accuracy") is not None), None)
-        out.print(_int8_table(rep.int8, fp32_acc))
+        out.print(_int8_table(rep.int8, fp32_acc, w))
 
 
-def _conversion_table(conversion: dict):
-    from rich.table import Table
+def _backends_table(results: list[dict], width: int):
+    from edgekit.display import Column, fit_table
 
-    t = Table(title="1. convert digits_cnn.keras (parity checked on the 360 test images)")
-    for col in ("target", "status", "route", "size KB", "seconds", "max abs", "cosine", "error / note"):
-        t.add_column(col)
-    for r in conversion["targets"]:
-        par = r["parity"] or {}
-        note = r["error"] or next((n for n in r["notes"] if "macOS" in n), "")
-        t.add_row(r["target"], r["status"], " > ".join(r["route"]),
-                  f"{r['size_bytes'] / 1024:.1f}" if r["size_bytes"] else "-", f"{r['seconds']:.1f}",
-                  f"{par['max_abs']:.1e}" if par.get("max_abs") is not None else "-",
-                  f"{par['cosine']:.6f}" if par.get("cosine") is not None else "-", note)
-    return t
-
-
-def _backends_table(results: list[dict]):
-    from rich.table import Table
-
-    t = Table(title="2. digits test split through every backend")
-    for col in ("target", "model", "backend", "precision", "accuracy", "agrees with keras", "max |diff|", "status"):
-        t.add_column(col)
+    cols = [Column("target", "target", False, 0), Column("model", "model", False, 3),
+            Column("backend", "backend", False, 0), Column("precision", "precision", False, 2),
+            Column("accuracy", "accuracy", True, 0), Column("agreement", "agrees with keras", True, 1),
+            Column("diff", "max |diff|", True, 1)]
+    rows, notes = [], []
     for r in results:
         model = r["model"] + (" (bundled)" if r["origin"] == "bundled" else "")
+        row = {"target": r["target"], "model": model, "backend": r["backend"], "precision": r.get("precision", "")}
         if r["status"] == "ok":
-            t.add_row(r["target"], model, r["backend"], r["precision"], f"{r['accuracy']:.4f}",
-                      f"{r['agreement']:.4f}", f"{r['max_abs_diff']:.1e}", "ok")
+            row.update(accuracy=f"{r['accuracy']:.4f}", agreement=f"{r['agreement']:.4f}",
+                       diff=f"{r['max_abs_diff']:.1e}")
         else:
-            t.add_row(r["target"], model, r["backend"], r.get("precision", ""), "", "", "",
-                      f"{r['status']}: {r['error']}")
-    return t
+            row.update(accuracy=r["status"], **{"accuracy:style": "yellow" if r["status"] != "error" else "red"})
+            notes.append(f"{r['target']} on {r['backend']}: {r['status']}: {r['error']}")
+        rows.append(row)
+    from rich.console import Group
+    from rich.text import Text
+
+    return Group(fit_table(cols, rows, width, title="2. digits test split through every backend", label="target"),
+                 *[Text(n, style="dim") for n in notes])
 
 
-def _int8_table(rows: list[dict], fp32_acc: float | None):
-    from rich.table import Table
+def _int8_table(rows: list[dict], fp32_acc: float | None, width: int):
+    from rich.console import Group
+    from rich.text import Text
 
-    t = Table(title="5. fp32 vs int8 (calibrated on 180 test images, judged on all 360)")
-    for col in ("target", "status", "accuracy fp32 -> int8", "agreement", "size fp32 -> int8", "p50 ms fp32 -> int8"):
-        t.add_column(col)
+    from edgekit.display import VERDICT_STYLES, Column, fit_table
+
+    cols = [Column("target", "target", False, 0), Column("status", "status", False, 0),
+            Column("acc", "accuracy fp32 -> int8", True, 0), Column("agree", "agreement", True, 1),
+            Column("size", "size fp32 -> int8", True, 1), Column("p50", "p50 ms fp32 -> int8", True, 2)]
+    out, notes = [], []
     for r in rows:
         sp = r["speed"] or {}
-        t.add_row(r["target"], r["status"] if not r["error"] else f"{r['status']}: {r['error']}",
-                  f"{fp32_acc:.4f} -> {r['int8_accuracy']:.4f}" if r.get("int8_accuracy") is not None else "-",
-                  f"{r['agreement']:.4f}" if r.get("agreement") is not None else "-",
-                  f"{r['fp32_size'] / 1024:.0f} KB -> {r['int8_size'] / 1024:.0f} KB"
-                  if r["fp32_size"] and r["int8_size"] else "-",
-                  f"{sp['fp32_p50_ms']:.4f} -> {sp['p50_ms']:.4f}" + (" (slower)" if sp["slower"] else "") if sp else "-")
-    return t
+        if r["error"]:
+            notes.append(f"{r['target']}: {r['error']}")
+        out.append({"target": r["target"], "status": r["status"], "status:style": VERDICT_STYLES.get(r["status"], ""),
+                    "acc": f"{fp32_acc:.4f} -> {r['int8_accuracy']:.4f}" if r.get("int8_accuracy") is not None
+                    and fp32_acc is not None else "-",
+                    "agree": f"{r['agreement']:.4f}" if r.get("agreement") is not None else "-",
+                    "size": f"{r['fp32_size'] / 1024:.0f} KB -> {r['int8_size'] / 1024:.0f} KB"
+                    if r["fp32_size"] and r["int8_size"] else "-",
+                    "p50": f"{sp['fp32_p50_ms']:.4f} -> {sp['p50_ms']:.4f}" + (" (slower)" if sp["slower"] else "")
+                    if sp else "-"})
+    title = "5. fp32 vs int8 (calibrated on 180 test images, judged on all 360)"
+    return Group(fit_table(cols, out, width, title=title, label="target"), *[Text(n, style="red") for n in notes])

@@ -50,5 +50,17 @@ def _render(rep) -> None:
             status = f"inspect only ({info['via']}); predictions need macOS"
         b.add_row(name, status, ", ".join(info["formats"]))
     out.print(b)
+    c = Table(title="converters and quantizers")
+    for col in ("package", "version", "used for"):
+        c.add_column(col)
+    for dist, info in rep.converters.items():
+        c.add_row(dist, info["version"] or "[dim]not installed[/]", info["role"])
+    out.print(c)
+    n = Table(title="native benchmark tools (bench --compare-native)")
+    for col in ("tool", "backend", "version", "path"):
+        n.add_column(col, overflow="fold")
+    for tool, info in rep.tools.items():
+        n.add_row(tool, info["backend"], info["version"] or "-", info["path"] or "[dim]not found[/]")
+    out.print(n)
     if rep.install_hint:
         out.print(f"to add the rest: {rep.install_hint}")

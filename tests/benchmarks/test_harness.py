@@ -77,7 +77,7 @@ def test_ctrl_c_keeps_what_was_measured(monkeypatch, tmp_path):
 
     monkeypatch.setattr(Model, "predict", flaky)
     out = tmp_path / "r.json"
-    res = CliRunner().invoke(app, ["bench", str(TFLITE), "--runs", "1000", "--warmup", "2", "--json", str(out),
+    res = CliRunner().invoke(app, ["bench", str(TFLITE), "--runs", "1000", "--warmup", "2", "--json-out", str(out),
                                    "--markdown", str(tmp_path / "r.md")])
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
@@ -88,7 +88,7 @@ def test_ctrl_c_keeps_what_was_measured(monkeypatch, tmp_path):
 
 
 def test_reports_are_written_and_non_trivial(tmp_path):
-    args = ["bench", str(TFLITE), str(ONNX), "--runs", "20", "--warmup", "2", "--json", str(tmp_path / "r.json"),
+    args = ["bench", str(TFLITE), str(ONNX), "--runs", "20", "--warmup", "2", "--json-out", str(tmp_path / "r.json"),
             "--markdown", str(tmp_path / "r.md"), "--html", str(tmp_path / "r.html"), "--plot", str(tmp_path / "r.png")]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output

@@ -270,12 +270,7 @@ def _render(table):
 
 
 def test_rich_table_has_one_row_per_model(result):
-    from rich.table import Table
-
-    table = report.rich_table(result)
-    assert isinstance(table, Table)
-    assert table.row_count == len(result["results"])
-    text = _render(table)
+    text = _render(report.rich_table(result))
     for name in ("mobilenet.tflite", "mobilenet.onnx", "broken.xml"):
         assert sum(name in line for line in text.splitlines()) == 1
     assert "1.234" in text and "2.00x" in text and "1.00x" in text
@@ -312,7 +307,7 @@ def test_a_bench_report_renders_as_its_dict(result, tmp_path):
     assert {k: d[k] for k in result} == result and d["throttled"] is False
     assert report.to_markdown(rep) == report.to_markdown(d)
     assert report.to_html(rep) == report.to_html(d)
-    assert [c.header for c in report.rich_table(rep).columns] == [c.header for c in report.rich_table(d).columns]
+    assert _render(report.rich_table(rep)) == _render(report.rich_table(d))
     pytest.importorskip("matplotlib")
     assert report.plot_latencies(rep, tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert rep.failed == [result["results"][2]] and rep.row("mobilenet.onnx") is result["results"][1]

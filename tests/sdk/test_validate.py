@@ -141,7 +141,7 @@ def test_streaming_errors_match_whole_array_definitions():
 
 def test_cli_exit_codes_and_reports(tmp_path):
     runner = CliRunner()
-    ok = runner.invoke(app, ["validate", str(KERAS), str(ONNX), "--data", str(DATA), "--json", str(tmp_path / "r.json"),
+    ok = runner.invoke(app, ["validate", str(KERAS), str(ONNX), "--data", str(DATA), "--json-out", str(tmp_path / "r.json"),
                              "--html", str(tmp_path / "r.html"), "--markdown", str(tmp_path / "r.md")])
     assert ok.exit_code == 0, ok.output
     rep = json.loads((tmp_path / "r.json").read_text())

@@ -241,7 +241,7 @@ def _impossible(tmp_path: Path) -> dict[str, Path]:
             "name too long": tmp_path / ("x" * 300 + ".json")}
 
 
-@pytest.mark.parametrize("flag", ["--json", "--markdown", "--html", "--plot"])
+@pytest.mark.parametrize("flag", ["--json-out", "--markdown", "--html", "--plot"])
 @pytest.mark.parametrize("case", ["folder", "under a file", "name too long"])
 def test_bench_reports_checked_before_measuring(flag, case, digits, tmp_path, no_bench):
     path = _impossible(tmp_path)[case]
@@ -265,7 +265,7 @@ def test_unwritable_folder(digits, tmp_path, no_bench):
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        user_error(invoke("bench", digits["onnx"], "--json", locked / "sub" / "r.json"), "permission")
+        user_error(invoke("bench", digits["onnx"], "--json-out", locked / "sub" / "r.json"), "permission")
         user_error(invoke("convert", digits["onnx"], "--to", "openvino", "-o", locked / "out"), "permission")
     finally:
         locked.chmod(0o700)

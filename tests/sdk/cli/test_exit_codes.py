@@ -87,7 +87,7 @@ def test_bench_all_measured_is_0_and_a_model_that_fails_to_load_is_3(digits, tmp
     res = invoke("bench", digits["onnx"], digits["tflite"], "--runs", "5", "--warmup", "1")
     assert res.exit_code == 0, describe(res)
     (tmp_path / "broken.onnx").write_bytes(b"not a model at all")
-    res = invoke("bench", tmp_path / "broken.onnx", digits["onnx"], "--runs", "5", "--warmup", "1", "--json",
+    res = invoke("bench", tmp_path / "broken.onnx", digits["onnx"], "--runs", "5", "--warmup", "1", "--json-out",
                  tmp_path / "r.json")
     assert res.exit_code == 3, describe(res)
     rows = {r["model"]: r for r in json.loads((tmp_path / "r.json").read_text())["results"]}
@@ -107,7 +107,7 @@ def test_validate_codes(digits, tmp_path):
     data = ("--data", digits["data"])
     res = invoke("validate", digits["onnx"], digits["tflite"], *data)
     assert res.exit_code == 0, describe(res)
-    res = invoke("validate", digits["onnx"], digits["tflite"], half, *data, "--json", tmp_path / "r.json")
+    res = invoke("validate", digits["onnx"], digits["tflite"], half, *data, "--json-out", tmp_path / "r.json")
     assert res.exit_code == 1, describe(res)  # a failing candidate: a check failed
     verdicts = [c["verdict"] for c in json.loads((tmp_path / "r.json").read_text())["candidates"]]
     assert verdicts == ["pass", "fail"]

@@ -87,7 +87,7 @@ def test_cli_convert_recipe_and_refusals(case, tmp_path):
     out = tmp_path / "cli"
     r = invoke("convert", case["model"], "--recipe", recipe, "--output-dir", out, "--json")
     assert r.exit_code == 0, r.output
-    path = json.loads(r.stdout)["targets"][0]["path"]
+    path = out / json.loads(r.stdout)["targets"][0]["path"]  # relative to the manifest
     np.testing.assert_array_equal(_outputs(path, case["X"]), _outputs(res.best.artifact, case["X"]))
 
     other = tmp_path / "other.keras"
