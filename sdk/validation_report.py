@@ -143,12 +143,11 @@ def _histogram(name: str, oname: str, h: dict) -> str:
     else:
         width, left = 0.5, -1.0
     if zeros:
-        ax.bar(left, zeros, width=width * 1.5, color="#2e8b57", label="exactly 0")
-        ax.annotate("exactly 0", (left, zeros), ha="center", va="bottom", fontsize=8)
+        ax.bar(left, zeros, width=width * 1.5, color="#2e8b57", label=f"exactly 0 ({zeros})")
     ax.set_xlabel("log10 |candidate - reference|  (absolute error, output units)")
     ax.set_ylabel(f"elements (of {h.get('sampled', sum(counts) + zeros)} sampled)")
     ax.set_title(f"{name}: {oname}", fontsize=10)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper right")
     return _png(fig)
 
 

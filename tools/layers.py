@@ -17,7 +17,7 @@ from pathlib import Path
 MAP = {"sdk": "edgekit", "converters": "edgekit.converters", "runtimes": "edgekit.runtimes",
        "benchmarks": "edgekit.benchmarks"}
 CORE = {"errors", "types", "formats", "precision", "manifest", "trust", "_quiet", "_offline", "machine", "options",
-        "space"}
+        "space", "display"}
 MODEL = {"model", "data", "datasets", "batching", "device_classes"}  # load and what it reads (device classes)
 RANK = {"core": 0, "runtimes": 1, "model": 2, "converters": 3, "checks": 3, "benchmarks": 4, "api": 5, "cli": 6}
 
