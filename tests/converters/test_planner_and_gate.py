@@ -86,7 +86,7 @@ def test_manifest_schema_and_hash(cases, tmp_path):
     src = cases["cnn"].files["keras"]
     convert(src, ["tflite"], output_dir=tmp_path)
     m = json.loads((tmp_path / "manifest.json").read_text())
-    assert set(m) == {"source", "warnings", "targets"}
+    assert set(m) == {"edgekit_version", "created", "source", "warnings", "targets"}
     assert m["source"]["format"] == "keras" and m["source"]["inputs"] == ["image"]
     assert m["source"]["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
     t = m["targets"][0]

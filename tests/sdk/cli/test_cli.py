@@ -241,7 +241,7 @@ def test_doctor_command_renders_the_api_report():
     assert isinstance(rep, edgekit.DoctorReport) and rep.device_class and rep.backends["litert"]["available"]
     d = rep.to_dict()
     assert set(d) == {"os", "python", "cpu", "board", "thermal", "packages", "backends", "device_class",
-                      "device_class_description", "missing_extras", "install_hint"}
+                      "device_class_description", "missing_extras", "install_hint", "converters", "native_tools"}
     cli = ok_json("doctor", "--json")
     for key in ("cpu", "packages", "backends", "device_class", "missing_extras", "install_hint"):
         assert cli[key] == json.loads(json.dumps(d[key])), key  # thermal readings may move between the calls

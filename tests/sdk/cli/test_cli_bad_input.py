@@ -279,8 +279,8 @@ def test_convert_and_demo_output_dir_that_is_a_file(digits, tmp_path):
 
 
 def test_two_reports_with_one_path(digits, tmp_path, no_bench):
-    user_error(invoke("bench", digits["onnx"], "--json", tmp_path / "r", "--markdown", tmp_path / "r"),
-               "--json", "--markdown")
+    user_error(invoke("bench", digits["onnx"], "--json-out", tmp_path / "r", "--markdown", tmp_path / "r"),
+               "--json-out", "--markdown")
 
 
 # ------------------------------------------------------------------- outputs that would overwrite inputs
@@ -312,10 +312,10 @@ def test_bench_and_validate_reports_over_a_model_are_refused(digits, no_bench, m
 
     monkeypatch.setattr(edgekit.validation, "validate", lambda *a, **k: pytest.fail("validated before the check"))
     before = digits["tflite"].read_bytes()
-    user_error(invoke("bench", digits["onnx"], digits["tflite"], "--json", digits["tflite"]), "--json")
+    user_error(invoke("bench", digits["onnx"], digits["tflite"], "--json-out", digits["tflite"]), "--json-out")
     user_error(invoke("validate", digits["onnx"], digits["tflite"], "--data", digits["data"], "--markdown",
                       digits["tflite"]), "--markdown")
-    user_error(invoke("validate", digits["onnx"], digits["tflite"], "--data", digits["data"], "--json",
+    user_error(invoke("validate", digits["onnx"], digits["tflite"], "--data", digits["data"], "--json-out",
                       digits["data"]), "--data")
     assert digits["tflite"].read_bytes() == before
 
@@ -346,10 +346,10 @@ def test_bench_html_failing_after_measuring_keeps_the_results(digits, tmp_path, 
     from edgekit import bench
 
     _block_after(monkeypatch, bench, "benchmark", tmp_path / "later")
-    res = invoke("bench", digits["onnx"], "--runs", "20", "--warmup", "2", "--json", tmp_path / "r.json",
+    res = invoke("bench", digits["onnx"], "--runs", "20", "--warmup", "2", "--json-out", tmp_path / "r.json",
                  "--markdown", tmp_path / "r.md", "--html", tmp_path / "later" / "r.html")
     msg = user_error(res, "--html", "r.html")
-    assert "--json" not in msg and "--markdown" not in msg, msg
+    assert "--json-out" not in msg and "--markdown" not in msg, msg
     data = json.loads((tmp_path / "r.json").read_text())  # the measurement survived
     row = data["results"][0]
     assert row["runs"] == 20 and 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["max"]
@@ -362,9 +362,9 @@ def test_validate_json_failing_after_validating_keeps_the_results(digits, tmp_pa
     import edgekit.validation
 
     _block_after(monkeypatch, edgekit.validation, "validate", tmp_path / "later")
-    res = invoke("validate", digits["onnx"], digits["tflite"], "--data", digits["data"], "--json",
+    res = invoke("validate", digits["onnx"], digits["tflite"], "--data", digits["data"], "--json-out",
                  tmp_path / "later" / "r.json", "--markdown", tmp_path / "r.md")
-    user_error(res, "--json")
+    user_error(res, "--json-out")
     md = (tmp_path / "r.md").read_text()
     assert "digits_cnn.tflite" in md and "360 samples" in md and "360 samples" in res.stdout
 
@@ -380,7 +380,7 @@ def test_an_existing_report_is_not_half_overwritten(digits, tmp_path, monkeypatc
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(report, "to_markdown", broken)
-    res = invoke("bench", digits["onnx"], "--runs", "5", "--warmup", "1", "--markdown", old, "--json",
+    res = invoke("bench", digits["onnx"], "--runs", "5", "--warmup", "1", "--markdown", old, "--json-out",
                  tmp_path / "r.json")
     user_error(res, "--markdown", "No space left")
     assert old.read_text() == "previous run\n"
