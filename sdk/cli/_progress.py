@@ -25,9 +25,13 @@ class StepProgress:
 
     def _show(self, text: str, total=None, completed=None) -> None:
         if self.live is not None:
-            self.live.update(self.task, description=text, total=total, completed=completed or 0)
+            from rich.markup import escape
+
+            self.live.update(self.task, description=escape(text), total=total, completed=completed or 0)
         elif text != self.last:
-            self.con.print(f"[dim]{self._elapsed()}[/] {text}", highlight=False, markup=True, soft_wrap=True)
+            from rich.text import Text
+
+            self.con.print(Text.assemble((self._elapsed() + " ", "dim"), text), highlight=False, soft_wrap=True)
         self.last = text
 
     def step(self, k: int, n: int, name: str, stage: str) -> None:
@@ -36,33 +40,35 @@ class StepProgress:
     def status(self, message: str) -> None:
         self._show(message)
 
-    def say(self, message: str) -> None:
-        if self.live is not None:
-            self.live.console.print(f"[dim]{self._elapsed()}[/] {message}", highlight=False)
-        else:
-            self.con.print(f"[dim]{self._elapsed()}[/] {message}", highlight=False)
+    def say(self, message: str, prefix: str = "", style: str = "") -> None:
+        """A line that stays; ``message`` is shown as it is (no markup), after ``prefix`` in ``style``."""
+        from rich.text import Text
 
-    def count(self, done: int, total: int | None) -> None:
+        line = Text.assemble((self._elapsed() + " ", "dim"), (prefix, style), message)
+        (self.live.console if self.live is not None else self.con).print(line, highlight=False, soft_wrap=True)
+
+    def count(self, done: int, total: int | None, unit: str = "samples") -> None:
         of = f"/{total}" if total else ""
         if self.live is not None:
-            self._show(f"{self.what}: {done}{of} samples", total=total, completed=done)
+            self._show(f"{self.what}: {done}{of} {unit}", total=total, completed=done)
         elif total and done >= total:
-            self._show(f"{self.what}: {done}{of} samples")
+            self._show(f"{self.what}: {done}{of} {unit}")
 
     __call__ = count
 
 
 @contextlib.contextmanager
-def progress(con, what: str):
-    """A StepProgress: live (spinner, bar when counting, elapsed) on a terminal, plain lines otherwise."""
+def progress(con, what: str, bar: bool = False):
+    """A StepProgress: live (spinner, a bar when ``bar`` (counting), elapsed) on a terminal, plain lines
+    otherwise."""
     p = StepProgress(con, what)
     if not con.is_terminal:
         yield p
         return
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=20),
-                  TimeElapsedColumn(), console=con, transient=True) as live:
+    columns = [SpinnerColumn(), TextColumn("{task.description}")] + ([BarColumn(bar_width=20)] if bar else [])
+    with Progress(*columns, TimeElapsedColumn(), console=con, transient=True) as live:
         p.live, p.task = live, live.add_task(what, total=None)
         yield p
 
@@ -70,7 +76,7 @@ def progress(con, what: str):
 @contextlib.contextmanager
 def validate_progress(con, reference, candidates, data):
     """validate's progress: what is loading (the reference, each candidate, the data), then samples seen."""
-    with progress(con, "validating") as p:
+    with progress(con, "validating", bar=True) as p:
         p.status(f"loading the reference {Path(reference).name} and {len(candidates)} candidate(s), "
                  f"reading {Path(data).name}")
         yield p

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from edgekit.cli._common import command, console, json_flag_misuse, outcome, print_json
+from edgekit.cli._progress import progress
 from edgekit.cli._files import (TRUST_CODE_HELP, TRUST_HELP, check_output, model_files, refuse_overwrite,
                                 report_failure, resolve_trust, write_outputs)
 from edgekit.errors import MissingDependencyError
@@ -44,8 +45,6 @@ def bench_cmd(
 
     Exit codes: 0 all measured; 2 a user error (nothing measured, or a report could not be written: the others
     and the table are kept); 3 some models failed to load or run (the others were measured)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from edgekit import bench
     from edgekit.benchmarks.report import rich_table
 
@@ -66,15 +65,13 @@ def bench_cmd(
                             backend=backend, device_class=device_class, input=input, json_file=json_file,
                             markdown=markdown, html=html, plot=plot, compare_native=compare_native,
                             overhead=overhead, trust_code=trust_code, json_out=json_out)
-    err = console(stderr=True)
-    with Progress(TextColumn("measuring"), BarColumn(), TextColumn("{task.completed}/{task.total} calls"),
-                  TimeElapsedColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("bench", total=runs * len(models))
+    with progress(console(stderr=True), "measuring", bar=True) as steps:
+        steps.status(f"loading {len(models)} model(s); then {warmup} warm-up and up to {runs} timed calls each")
         result = bench.benchmark(models, runs=runs, warmup=warmup, duration_s=duration, threads=threads,
                                  backend=backend, device_class=device_class, input_path=input,
                                  compare_native=compare_native, overhead=overhead, trust_code=trust_code,
-                                 progress=lambda done, total: bar.update(task, completed=done, total=total),
-                                 say=lambda m: err.print(f"[red]failed[/]: {m}"))
+                                 progress=lambda done, total: steps.count(done, total, "calls"),
+                                 say=lambda m: steps.say(m, "failed: ", "red"))
     failed = write_reports(result, json_file, markdown, html, plot)
     out = console(stderr=json_out)
     if json_out:
