@@ -363,6 +363,10 @@ def plot_latencies(result, path) -> Path:
 # ---------------------------------------------------------------- html
 
 _TEXT_COLUMNS = ("model", "format", "backend", "precision", "input", "stable")
+# the HTML page's first table (latency and its comparisons); the other columns go in a second one, so that each
+# fits 1400 px whatever comparisons were asked for
+_HTML_MAIN = ("model", "backend", "precision", "input", "p50", "p90", "p99", "stable", "ratio", "native_ratio",
+              "overhead")
 
 
 def to_html(result, plot_png: bytes | None = None) -> str:
@@ -384,8 +388,12 @@ def to_html(result, plot_png: bytes | None = None) -> str:
     parts = [f"<h1>{e(title)}</h1>"]
     if notes:
         parts.append(f'<div class="note"><ul>{notes}</ul></div>')
-    parts += ["<h2>Results</h2>", html_table(cols, rows, row_class=lambda c: c.get("_class", "")),
-              "<p>Latencies in ms per call; ratio to first = p50 / p50 of the first model.</p>"]
+    main = [c for c in cols if c[0] in _HTML_MAIN]
+    details = cols[:1] + [c for c in cols if c[0] not in _HTML_MAIN]
+    parts += ["<h2>Results</h2>", html_table(main, rows, row_class=lambda c: c.get("_class", "")),
+              "<p>Latencies in ms per call; ratio to first = p50 / p50 of the first model.</p>",
+              "<h2>Load, memory, throughput</h2>",
+              html_table(details, [r for r in rows if "_error" not in r], row_class=lambda c: c.get("_class", ""))]
     if plot_png:
         data = base64.b64encode(plot_png).decode("ascii")
         parts += ["<h2>Latency distribution</h2>",

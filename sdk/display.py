@@ -194,8 +194,8 @@ max-width:1400px;color:#222;line-height:1.45}
 h1{font-size:1.35rem;overflow-wrap:anywhere}h2{font-size:1.1rem;margin-top:1.8rem}
 p,li,dd{overflow-wrap:anywhere}
 .scroll{overflow-x:auto;max-width:100%}
-table{border-collapse:collapse;font-size:.85rem}th,td{border:1px solid #ccc;padding:.3rem .5rem;vertical-align:top}
-th{background:#f0f3f7;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table{border-collapse:collapse;font-size:.78rem}th,td{border:1px solid #ccc;padding:.25rem .35rem;vertical-align:top}
+th{background:#f0f3f7;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.unstable td{background:#fff6e0}tr.error td{background:#fdecea;color:#8a1c1c}
 dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.2rem 1rem}dt{font-weight:600}dd{margin:0}
 .note{background:#fff6e0;border-left:4px solid #e0a800;padding:.5rem 1rem}

@@ -224,8 +224,8 @@ def test_html_is_one_self_contained_page(result, tmp_path):
     png = report.plot_latencies(result, tmp_path / "p.png").read_bytes()
     page = report.to_html(result, plot_png=png)
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
-    assert page.count("<table") == 1
-    assert page.count("<tr") == 1 + len(result["results"])
+    assert page.count("<table") == 2  # latency, then load/memory/throughput (the error row only in the first)
+    assert page.count("<tr") == (1 + len(result["results"])) + (1 + len(result["results"]) - 1)
     assert "<th>p50 ms</th>" in page and ">1.234</td>" in page and ">2.500 ± 0.125</td>" in page
     assert "data:image/png;base64," in page
     import base64

@@ -23,19 +23,20 @@ def _chromium() -> str:
     return exe
 
 
-def _page_width(page: Path, width: int, tmp: Path) -> tuple[int, int]:
-    """(document.scrollWidth, window.innerWidth) of ``page`` in a window ``width`` px wide (a copy with a one-line
+def _page_width(page: Path, width: int, tmp: Path) -> tuple[int, int, int]:
+    """(document.scrollWidth, window.innerWidth, the most any table scrolls sideways) of ``page`` in a window ``width`` px wide (a copy with a one-line
     script writes them; headless Chromium's window is at least 500 px wide, so the phone check is at that)."""
     probe = tmp / f"probe-{width}-{page.name}"
     script = ("<script>window.addEventListener('load',()=>{document.body.setAttribute('data-scroll-width',"
-              "document.documentElement.scrollWidth+' '+window.innerWidth)})</script>")
+              "document.documentElement.scrollWidth+' '+window.innerWidth+' '+Math.max(0,...[...document."
+              "querySelectorAll('.scroll')].map(e=>e.scrollWidth-e.clientWidth)))})</script>")
     probe.write_text(page.read_text().replace("</body>", script + "</body>"))
     dom = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                           f"--window-size={width},2000", "--virtual-time-budget=3000", "--dump-dom",
                           probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    m = re.search(r'data-scroll-width="(\d+) (\d+)"', dom)
+    m = re.search(r'data-scroll-width="(\d+) (\d+) (\d+)"', dom)
     assert m, dom[-2000:]
-    return int(m.group(1)), int(m.group(2))
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
 
 
 def _screenshot(page: Path, width: int, tmp: Path) -> Path:
@@ -88,8 +89,10 @@ def reports(tmp_path_factory):
 def test_report_fits_the_window(reports, name, tmp_path):
     page = reports[name]
     for width in WIDTHS:
-        scroll, window = _page_width(page, width, tmp_path)
+        scroll, window, sideways = _page_width(page, width, tmp_path)
         assert window <= max(width, 500) and scroll <= window, f"{name}: {scroll} px wide in a {window} px window"
+        if width >= 1400:  # at 1400 px every table fits without scrolling sideways (on a phone rows stack)
+            assert sideways == 0, f"{name}: a table scrolls {sideways} px sideways at {width} px"
         assert _screenshot(page, width, tmp_path).stat().st_size > 10_000
 
 
