@@ -191,7 +191,7 @@ HTML_CSS = """
 *{box-sizing:border-box}
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;padding:1rem 1.25rem;
 max-width:1400px;color:#222;line-height:1.45}
-h1{font-size:1.35rem;overflow-wrap:anywhere}h2{font-size:1.1rem;margin-top:1.8rem}
+h1{font-size:1.35rem;overflow-wrap:anywhere}h2{font-size:1.1rem;margin-top:1.8rem}h3{font-size:.95rem;margin:1.2rem 0 .2rem}
 p,li,dd{overflow-wrap:anywhere}
 .scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;font-size:.78rem}th,td{border:1px solid #ccc;padding:.25rem .35rem;vertical-align:top}

@@ -179,30 +179,35 @@ def _confusion(title: str, cm) -> str:
     return _png(fig)
 
 
-def _plots(rep: dict) -> list[tuple[str, str]]:
+def _plots(rep: dict) -> list[tuple[str, list[tuple[str, str]]]]:
+    """(section, [(caption, base64 PNG)]): the reference's confusion matrix once, then per candidate its error
+    histograms and its confusion matrix."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         return []
     labels = _labels(rep)
-    out, ref_done = [], False
+    ref = labels[rep["reference"]]
+    sections: list[tuple[str, list[tuple[str, str]]]] = []
     for c in rep["candidates"]:
         name = labels[c["model"]]
+        figs = []
         for oname, e in (c.get("outputs") or {}).items():
             h = e.get("histogram_log10_abs")
             if h and (h.get("counts") or h.get("zeros")):
-                out.append((f"error histogram: {name}, output {oname}", _histogram(name, oname, h)))
+                figs.append((f"error histogram: {name}, output {oname}", _histogram(name, oname, h)))
         met = c.get("metrics") or {}
         ref_cm = (met.get("reference") or {}).get("confusion_matrix")
         cand_cm = (met.get("candidate") or {}).get("confusion_matrix")
-        if ref_cm is not None and not ref_done:
+        if ref_cm is not None and not sections:
             truth = "given labels" if met.get("labels") == "given" else "the reference's predictions"
-            out.append((f"confusion matrix: reference {labels[rep['reference']]} (true = {truth})",
-                        _confusion(f"reference {labels[rep['reference']]}", ref_cm)))
-            ref_done = True
+            sections.append((f"reference {ref}", [(f"confusion matrix: reference {ref} (true = {truth})",
+                                                   _confusion(f"reference {ref}", ref_cm))]))
         if cand_cm is not None:
-            out.append((f"confusion matrix: {name}", _confusion(name, cand_cm)))
-    return out
+            figs.append((f"confusion matrix: {name}", _confusion(name, cand_cm)))
+        if figs:
+            sections.append((name, figs))
+    return sections
 
 
 def to_html(rep: dict) -> str:
@@ -218,8 +223,9 @@ def to_html(rep: dict) -> str:
                                                    else f"<i>{e(kind)}</i>: ") + f"{e(text)}</li>"
                        for name, kind, text in _findings(rep))
     warnings = "".join(f"<li>{e(w)}</li>" for w in _warnings(rep))
-    imgs = "".join(f"<figure><img alt='{e(t)}' src='data:image/png;base64,{b}'><figcaption>{e(t)}</figcaption>"
-                   "</figure>" for t, b in _plots(rep))
+    imgs = "".join(f"<h3>{e(section)}</h3>" + "".join(
+        f"<figure><img alt='{e(t)}' src='data:image/png;base64,{b}'><figcaption>{e(t)}</figcaption></figure>"
+        for t, b in figs) for section, figs in _plots(rep))
     ref_in = shapes_only(rep.get("reference_inputs")) if rep.get("reference_inputs") else "-"
     body = [f"<h1>edgekit validate: {e(labels[rep['reference']])}</h1>",
             "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in (
