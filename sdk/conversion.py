@@ -68,7 +68,7 @@ class ConvertReport:
     targets: list[TargetResult]
     output_dir: Path
     plans: dict[str, list[str]] = field(default_factory=dict)
-    html: Path | None = None  # report.html beside manifest.json
+    html: Path | None = None  # report.html beside manifest.json (written by `edgekit convert`: write_html)
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
     @property
@@ -227,9 +227,6 @@ def convert(model, targets=None, *, precision: str = "fp32", input_shapes: dict 
     finally:
         shutil.rmtree(work, ignore_errors=True)  # this run's own folder, never a path it was given
     (out / "manifest.json").write_text(json.dumps(report.manifest(), indent=2))
-    from .conversion_report import write_html
-
-    report.html = write_html(report)
     return report
 
 

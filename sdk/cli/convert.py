@@ -92,6 +92,9 @@ def convert_cmd(
                          activation_type=activation_type, quant_format=quant_format, preset=preset,
                          smooth_quant=smooth_quant,
                          progress=steps.say, steps=steps.step, recipe=recipe)
+    from edgekit.conversion_report import write_html
+
+    report.html = write_html(report)  # beside manifest.json; one edgekit did not write is left alone
     if STATE["debug"]:
         for t in report.targets:
             if t.traceback:
