@@ -46,7 +46,7 @@ def _rows(m: dict) -> list[dict]:
 def _columns(m: dict) -> list[Column]:
     cols = [Column("target", "target", False, 0), Column("status", "status", False, 0),
             Column("precision", "precision", False, 2), Column("input", "input shape", False, 4),
-            Column("route", "route", False, 3), Column("size", "size", True, 1)]
+            Column("route", "route", False, 3, wrap=True), Column("size", "size", True, 1)]
     if _compressed(m):
         cols += [Column("ratio", "vs fp32", True, 1), Column("agreement", "top-1 agreement", True, 0),
                  Column("speedup", "speed-up", True, 2)]

@@ -61,11 +61,13 @@ def shapes_only(specs) -> str:
 @dataclass
 class Column:
     """One column of a fitted table. ``priority`` 0 is always shown; larger numbers are left out first when the
-    table does not fit. ``numeric`` columns are right-aligned and never wrap (a cut number is a wrong number)."""
+    table does not fit. ``numeric`` columns are right-aligned and never wrap (a cut number is a wrong number);
+    a ``wrap`` text column (a list of parameters, a route) may wrap between words, any other column never wraps."""
     key: str
     header: str
     numeric: bool = True
     priority: int = 0
+    wrap: bool = False
 
 
 def _table(cols: list[Column], rows: list[dict]):
@@ -76,8 +78,8 @@ def _table(cols: list[Column], rows: list[dict]):
     t = Table(header_style="bold", pad_edge=False, box=box.SIMPLE_HEAD)
     for c in cols:
         widest = max([len(_plain(r.get(c.key, ""))) for r in rows] + [len(c.header)])
-        t.add_column(c.header, justify="right" if c.numeric else "left", no_wrap=c.numeric, overflow="fold",
-                     min_width=widest if c.numeric else None)
+        t.add_column(c.header, justify="right" if c.numeric else "left", no_wrap=not c.wrap, overflow="fold",
+                     min_width=None if c.wrap else widest)
     for r in rows:
         t.add_row(*[_cell(r, c.key) for c in cols])
     return t
@@ -94,17 +96,34 @@ def _plain(v) -> str:
     return v.plain if hasattr(v, "plain") else str(v)
 
 
-def _fits(table, width: int) -> bool:
+def _fits(table, width: int, cols: list[Column], rows: list[dict]) -> bool:
+    """Whether ``table`` fits ``width`` with every column at its natural width except ``wrap`` columns, which may
+    narrow down to their longest word (rich would otherwise squeeze and cut columns of a table too wide)."""
     from rich.console import Console
-    from rich.measure import Measurement
 
     con = Console(width=width, file=open(os.devnull, "w"), color_system=None)
-    try:  # measured unbounded: Console.measure clamps to the console's width
-        # the natural width: rich squeezes text columns below their longest word when a table is too wide, so a
-        # table fits only when nothing has to wrap (long text goes in lines under the table instead)
-        return Measurement.get(con, con.options.update_width(1 << 20), table).maximum <= width
+    try:
+        natural = table._calculate_column_widths(con, con.options.update_width(1 << 20))
+        if sum(natural) + _frame(table, len(cols)) <= width:
+            return True
+        if not any(c.wrap for c in cols):
+            return False
+        got = table._calculate_column_widths(con, con.options.update_width(width))
     finally:
         con.file.close()
+    for c, n, g in zip(cols, natural, got):
+        need = n if not c.wrap else min(n, 2 + max([len(w) for r in rows for w in _plain(r.get(c.key, "")).split()]
+                                                   + [len(w) for w in c.header.split()]))
+        if g < need:
+            return False
+    return sum(got) + _frame(table, len(cols)) <= width
+
+
+def _frame(table, n: int) -> int:
+    """Characters a table's box adds beside its columns (edges and separators)."""
+    if table.box is None:
+        return 0
+    return (2 if table.show_edge else 0) + (n - 1 if n else 0)
 
 
 def fit_table(cols: list[Column], rows: list[dict], width: int, *, title: str | None = None,
@@ -123,10 +142,10 @@ def fit_table(cols: list[Column], rows: list[dict], width: int, *, title: str | 
     shown = list(cols)
     while True:
         table = _table(shown, good)
-        if _fits(table, width):
+        if _fits(table, width, shown, good):
             for c in sorted((c for c in cols if c not in shown), key=lambda c: c.priority):  # room left: refill
                 trial = [x for x in cols if x in shown or x is c]
-                if _fits(_table(trial, good), width):
+                if _fits(_table(trial, good), width, trial, good):
                     shown, table = trial, _table(trial, good)
             dropped = [c.header for c in cols if c not in shown]
             tail = [Text(caption, style="dim")] if caption else []
