@@ -32,11 +32,17 @@ PREFERENCE: dict[Format, tuple[str, ...]] = {
 }
 
 
+# other names people use for a backend (`--backend ov`, `--to litert`)
+BACKEND_ALIASES = {"ov": "openvino", "tflite": "litert", "ort": "onnxruntime"}
+
+
 def runner_class(name: str):
+    name = BACKEND_ALIASES.get(name, name)
     try:
         module, cls = BACKENDS[name].split(":")
     except KeyError:
-        raise InputError(f"unknown backend '{name}'", f"choose one of: {', '.join(BACKENDS)}") from None
+        raise InputError(f"unknown backend '{name}'", f"choose one of: {', '.join(BACKENDS)} (ov = openvino, "
+                         "tflite = litert, ort = onnxruntime)") from None
     return getattr(importlib.import_module(module), cls)
 
 

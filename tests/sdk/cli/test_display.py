@@ -175,10 +175,22 @@ def test_json_is_a_flag_everywhere_and_json_out_writes(runs, tmp_path):
     assert b["results"][0]["runs"] == 5 and b["results"][0]["latency_ms"]["p50"] > 0
 
 
-def test_target_aliases():
+def test_target_and_backend_aliases(runs):
+    import numpy as np
+
+    import edgekit
     from edgekit.conversion import parse_targets
 
     assert parse_targets("litert,ov,onnx") == ["tflite", "openvino", "onnx"]
+    d = runs["root"] / "digits"
+    x = np.load(d / "digits_test.npz")["image"][:4]
+    with edgekit.load(d / "digits_cnn.tflite", backend="ov") as a, \
+            edgekit.load(d / "digits_cnn.tflite", backend="openvino") as b:
+        assert a.backend == "openvino"
+        got, ref = a.predict(x), b.predict(x)
+        assert list(got) == list(ref)
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k])
 
 
 def test_doctor_lists_converters_and_native_tools():
