@@ -81,7 +81,7 @@ def _table(cols: list[Column], rows: list[dict]):
         t.add_column(c.header, justify="right" if c.numeric else "left", no_wrap=not c.wrap, overflow="fold",
                      min_width=None if c.wrap else widest)
     for r in rows:
-        t.add_row(*[_cell(r, c.key) for c in cols])
+        t.add_row(*[_cell(r, c.key) for c in cols], style=r.get("_style"))
     return t
 
 
@@ -151,13 +151,18 @@ def fit_table(cols: list[Column], rows: list[dict], width: int, *, title: str | 
             tail = [Text(caption, style="dim")] if caption else []
             if dropped:
                 tail.append(Text(f"not shown at {width} columns: {', '.join(dropped)} ({more})", style="dim"))
-            return Group(*head, *([table] if good else []), *errors, *tail)
+            group = Group(*head, *([table] if good else []), *errors, *tail)
+            group.shown = [c.key for c in shown]  # which columns made it (a caller may say the rest in lines)
+            return group
         droppable = [c for c in shown if c.priority > 0]
         if not droppable:
             break
         worst = max(c.priority for c in droppable)
         shown.remove([c for c in droppable if c.priority == worst][-1])
-    return Group(*head, _stacked(cols, good, width, label), *errors, *([Text(caption, style="dim")] if caption else []))
+    group = Group(*head, _stacked(cols, good, width, label), *errors,
+                  *([Text(caption, style="dim")] if caption else []))
+    group.shown = [c.key for c in cols]
+    return group
 
 
 def _stacked(cols, rows, width, label):

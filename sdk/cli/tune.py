@@ -205,9 +205,9 @@ def _render(result, files: dict, json_out: bool) -> None:
         doc["files"] = {k: str(v) for k, v in files.items() if k != "error"}
         print_json(doc)
     else:
-        out.print(report.rich_table(result))
+        out.print(report.rich_table(result, width=out.width))
         if len(result.pareto) > 1:
-            out.print(report.rich_table(result, pareto_only=True))
+            out.print(report.rich_table(result, pareto_only=True, width=out.width))
         out.print(report.best_summary(result))
     where = err if json_out else out
     for w in result.warnings:

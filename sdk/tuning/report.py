@@ -74,21 +74,37 @@ def _marks(result) -> dict[int, str]:
 
 
 # ------------------------------------------------------------------------------------------------ rich table
-def rich_table(result, pareto_only: bool = False):
-    """The trials (or only the Pareto front) as a rich Table; the best feasible trial is marked ★ and bold."""
-    from rich.table import Table
+def rich_table(result, pareto_only: bool = False, width: int | None = None):
+    """The trials (or only the Pareto front), the best feasible trial marked ★ and bold, fitted to ``width``
+    (edgekit.display.fit_table: the least important columns left out first, numbers never cut); each trial's
+    reason (why it failed or was infeasible) on a line under the table."""
+    from rich.console import Group
+    from rich.text import Text
+
+    from edgekit.display import Column, fit_table
 
     marks = _marks(result)
     title = "Pareto front" if pareto_only else f"Trials ({len(result.trials)}; ★ best, ◆ Pareto front)"
-    table = Table(title=title, show_lines=False)
-    for h in ("", *HEAD):
-        table.add_column(h, justify="right" if h in ("#", "accuracy", "latency ms", "size MB", "memory MB") else "left",
-                         overflow="fold")
-    rows = result.pareto if pareto_only else result.trials
-    for t in sorted(rows, key=lambda t: t.number):
+    keys = ("number", "target", "params", "accuracy", "drop", "latency", "size", "memory", "feasible", "state")
+    prio = {"number": 0, "target": 0, "params": 1, "accuracy": 2, "drop": 0, "latency": 0, "size": 2, "memory": 3,
+            "feasible": 1, "state": 1}
+    cols = [Column("mark", "", False, 0)] + [
+        Column(k, h if k != "state" else "state", numeric=k in ("number", "accuracy", "drop", "latency", "size",
+                                                                 "memory"), priority=prio[k], wrap=k == "params")
+        for k, h in zip(keys, HEAD)]
+    rows, reasons = [], []
+    for t in sorted(result.pareto if pareto_only else result.trials, key=lambda t: t.number):
         mark = {"best": "★", "pareto": "◆"}.get(marks.get(t.number), "")
-        table.add_row(mark, *trial_row(t), style="bold" if mark == "★" else ("dim" if t.state == "failed" else None))
-    return table
+        cells = trial_row(t)
+        row = dict(zip(keys, cells), mark=mark, state=t.state,
+                   _style="bold" if mark == "★" else ("dim" if t.state == "failed" else None))
+        rows.append(row)
+        if t.reason:
+            reasons.append(Text(f"#{t.number} {t.state}: {t.reason}", style="dim"))
+    table = fit_table(cols, rows, width or 10_000, title=title, label="number", more="all of it in report.html")
+    if "params" not in table.shown:  # too narrow for the settings column: each trial's settings on its own line
+        reasons = [Text(f"#{r['number']}: {r['params']}") for r in rows] + reasons
+    return Group(table, *reasons)
 
 
 def best_summary(result) -> str:

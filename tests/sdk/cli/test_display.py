@@ -219,3 +219,24 @@ def test_help_at_80_columns_keeps_every_option_name(cmd, monkeypatch):
         for opt in p.opts:
             if opt.startswith("--"):
                 assert re.search(rf"{re.escape(opt)}(?![\w-])", text), opt
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_tune_table_fits_and_keeps_each_trials_settings(width):
+    from edgekit.tuning import report
+    from edgekit.tuning.result import TrialResult, TuneResult
+
+    params = {"onnxruntime.threads": 2, "onnxruntime.graph_optimization_level": "all", "precision": "int8",
+              "calibrate_method": "minmax"}
+    trials = [TrialResult(i, dict(params, target=t), "complete", t, 0.9778 - i / 100, i / 10, (-0.5, 0.8 + i / 10),
+                          0.01234 * (i + 1), 0.0951, 12.5, True) for i, t in enumerate(("onnx", "tflite", "openvino"))]
+    trials.append(TrialResult(3, {"target": "onnx", "precision": "int8"}, "failed", "onnx", reason="ConversionError: x"))
+    res = TuneResult(trials[0], trials[:2], trials, {}, "s", "sqlite://", ".")
+    text = _render(report.rich_table(res, width=width), width)
+    _fits(text, width)
+    flat = " ".join(text.split())
+    for t in trials[:3]:
+        assert f"{t.latency_ms:.3f}" in text
+        assert f"{t.accuracy_drop:+.2f} [{t.drop_ci[0]:+.2f}, {t.drop_ci[1]:+.2f}]" in text
+        assert "graph_optimization_level=all" in flat  # in the table or, when narrow, on the trial's own line
+    assert "#3 failed: ConversionError: x" in flat

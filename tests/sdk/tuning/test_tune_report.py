@@ -43,7 +43,7 @@ def test_table_rows_carry_each_trials_numbers(tuned):
     r, _ = tuned
     text = _text(report.rich_table(r))
     for t in r.trials:
-        row = next(ln for ln in text.splitlines() if re.search(rf"│\s*[★◆]?\s*│\s*{t.number}\s*│", ln))
+        row = next(ln for ln in text.splitlines() if re.search(rf"^\s*[★◆]?\s+{t.number}\s+{t.target}\s", ln))
         assert f"{t.latency_ms:.3f}" in row and f"{t.size_mb:.2f}" in row, row
         assert f"{t.accuracy_drop:+.2f} [{t.drop_ci[0]:+.2f}, {t.drop_ci[1]:+.2f}]" in row, row
         assert f"precision={t.params['precision']}" in row
