@@ -193,7 +193,7 @@ def _judge(cand: _Cand, y_ref, lab, task, device_class, atol, rtol, overrides, M
         out["error"] = cand.error
         return out
     out["precision"] = cand.model.precision
-    out["inputs"] = [s.to_dict() for s in cand.model.inputs]
+    out["inputs"] = [s.to_dict() for s in getattr(cand.model, "inputs", None) or []]  # none for replayed outputs
     if cand.unverified:
         out.update(verdict="unverified", reasons=[cand.unverified])
         return out
