@@ -120,14 +120,16 @@ def _why_failed(out: str, rc: int | None) -> str:
     return (tail[-1] if tail else f"the tool exited with status {rc}")[:500]
 
 
-def _run(cmd: list[str], timeout_s: float) -> tuple[int | None, str, str | None]:
-    """(returncode, stdout+stderr, error) of a tool run in its own process group; killed on timeout."""
+def _run(cmd: list[str], timeout_s: float, cpus: list[int] | None = None) -> tuple[int | None, str, str | None]:
+    """(returncode, stdout+stderr, error) of a tool run in its own process group, pinned to ``cpus`` (the CPUs
+    edgekit's own measurement ran on) where given; killed on timeout."""
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("CI", "true")  # benchmark_app imports openvino, whose telemetry stays quiet only under CI
     try:
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                             env=env, start_new_session=True)
+                             env=env, start_new_session=True,
+                             preexec_fn=(lambda: os.sched_setaffinity(0, set(cpus))) if cpus else None)
     except OSError as e:
         return None, "", f"could not start {cmd[0]}: {e}"
     try:
@@ -208,7 +210,7 @@ def _parse_latency(value: str, unit: str) -> float:
     return round(v / 1000.0, 8) if unit == "us" else v
 
 
-def _run_openvino(model_path: Path, threads, input_shapes, runs, duration_s, timeout_s) -> NativeResult:
+def _run_openvino(model_path: Path, threads, input_shapes, runs, duration_s, timeout_s, cpus) -> NativeResult:
     tool = _find_tool(BENCHMARK_APP)
     if not model_path.exists():
         cmd = _openvino_cmd(tool or BENCHMARK_APP, model_path, threads, input_shapes, runs, duration_s)
@@ -223,7 +225,7 @@ def _run_openvino(model_path: Path, threads, input_shapes, runs, duration_s, tim
     cmd = _openvino_cmd(tool or BENCHMARK_APP, model_path, threads, shapes, runs, duration_s)
     if tool is None:
         return NativeResult(BENCHMARK_APP, None, "median", cmd, "benchmark_app is not installed (pip install openvino)")
-    rc, out, err = _run(cmd, timeout_s)
+    rc, out, err = _run(cmd, timeout_s, cpus)
     if err:
         return NativeResult(BENCHMARK_APP, None, "median", cmd, err)
     if rc != 0:
@@ -277,7 +279,7 @@ def _litert_check_shapes(model_path: Path, input_shapes: dict) -> str | None:
     return None
 
 
-def _run_litert(model_path: Path, threads, input_shapes, runs, warmup, timeout_s) -> NativeResult:
+def _run_litert(model_path: Path, threads, input_shapes, runs, warmup, timeout_s, cpus) -> NativeResult:
     script = _find_tool(LITERT_BENCHMARK)
     args = [f"--model={model_path}"]
     if threads:
@@ -299,7 +301,7 @@ def _run_litert(model_path: Path, threads, input_shapes, runs, warmup, timeout_s
                             f"{model_path.name} is not a valid TFLite model: {_first_line(str(e)) or type(e).__name__}")
     if bad:
         return NativeResult(LITERT_BENCHMARK, None, "median", cmd, bad)
-    rc, out, err = _run(cmd, timeout_s)
+    rc, out, err = _run(cmd, timeout_s, cpus)
     if err:
         return NativeResult(LITERT_BENCHMARK, None, "median", cmd, err)
     if rc != 0:
@@ -346,13 +348,14 @@ def _litert_main(argv: list[str]) -> int:
 
 def run_native(model_path, backend: str, threads: int | None, input_shapes: dict[str, tuple[int, ...]] | None = None,
                runs: int = 200, warmup: int = 20, duration_s: float | None = None,
-               timeout_s: float = 300) -> NativeResult:
+               timeout_s: float = 300, cpus: list[int] | None = None) -> NativeResult:
     """Run the vendor's benchmark tool for ``backend`` on ``model_path``; its median latency in ms.
 
     Never raises for a tool that is missing, fails or times out: the result's ``error`` says why and
     ``p50_ms`` is None. ``warmup`` is honoured by litert-benchmark; benchmark_app always makes exactly one
     untimed first inference. ``duration_s`` is honoured by benchmark_app (``-t``, whole seconds, instead of
-    ``-niter``); litert-benchmark has no time limit and runs ``runs`` calls.
+    ``-niter``); litert-benchmark has no time limit and runs ``runs`` calls. ``cpus``: pin the tool to these
+    CPUs (as edgekit's child process was), where the OS allows.
     """
     tool = _TOOLS.get(backend)
     if tool is None:
@@ -360,8 +363,8 @@ def run_native(model_path, backend: str, threads: int | None, input_shapes: dict
         return NativeResult(name, None, "median", [], why)
     path = Path(model_path)
     if backend == "openvino":
-        return _run_openvino(path, threads, input_shapes, runs, duration_s, timeout_s)
-    return _run_litert(path, threads, input_shapes, runs, warmup, timeout_s)
+        return _run_openvino(path, threads, input_shapes, runs, duration_s, timeout_s, cpus)
+    return _run_litert(path, threads, input_shapes, runs, warmup, timeout_s, cpus)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,216 @@
+"""One model per child process: `edgekit bench` measures each model in its own spawned interpreter.
+
+Why (measured; docs/ARCHITECTURE.md "Bench method"): in one process, runtimes' spinning worker threads, their
+caches and each other's allocations slowed models measured after another one (a face-detection TFLite model ran
+1.2x slower interleaved in blocks of 10 than in a bare `invoke` loop), and a later model's peak RSS was a delta
+over libraries already loaded. A child process per model gives each runtime the process to itself and makes its
+peak RSS its own.
+
+The parent keeps every child alive and idle (blocked on its pipe, using no CPU) and asks one at a time for a block
+of timed calls, so models are interleaved only between blocks, which are long enough to reach steady state.
+
+Protocol (``multiprocessing`` spawn context, one Pipe per child): the child opens its model with the caller's
+``opener`` (a picklable callable returning a `harness.Subject`; the sdk layer provides it, so this layer imports
+nothing above it), warms it up and sends ``("ready", row, call_s)``; then it answers ``("block", calls, max_s,
+with_raw)`` with ``("block", edgekit_ns, raw_ns)`` and ``("finish", extras)`` with ``("done", info)`` and exits.
+A model that cannot be opened answers ``("error", message)``; an unexpected exception ``("crash", traceback)``.
+The child ignores SIGINT: Ctrl-C is the parent's to handle, and a block in flight completes and is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import traceback
+from typing import Any, Callable
+
+import numpy as np
+
+SETTLE_CALLS = 3     # untimed calls before every block, at least ...
+SETTLE_S = 0.05      # ... and at least this long: caches and the runtime's threads are back in steady state
+SUB_S = 0.01         # with --overhead: raw and edgekit calls alternate in sub-blocks of about this long
+
+
+def pin_cpus(threads: int | None) -> list[int] | None:
+    """The CPUs a child is pinned to: the last ``threads`` of this process's allowed CPUs (CPU 0 takes most
+    interrupts), or None where the OS has no affinity call, the thread count is the runtime's own choice, or
+    there are not that many CPUs."""
+    if not hasattr(os, "sched_getaffinity") or not threads:
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    if threads > len(allowed):
+        return None
+    return allowed[-threads:]
+
+
+def apply_pinning(cpus: list[int] | None) -> None:
+    """Pin this process (and the threads it starts later) to ``cpus``; for vendor tools too (preexec_fn)."""
+    if cpus:
+        os.sched_setaffinity(0, set(cpus))
+
+
+def _rss_kb(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _settle(predict, feeds, raw) -> None:
+    t_end = time.perf_counter() + SETTLE_S
+    n = 0
+    while n < SETTLE_CALLS or time.perf_counter() < t_end:
+        predict(feeds)
+        if raw is not None:
+            raw()
+        n += 1
+
+
+class BlockInterrupted(Exception):
+    """Ctrl-C inside a block run in the caller's process; ``partial`` holds the calls timed before it."""
+
+    def __init__(self, partial: tuple[np.ndarray, np.ndarray]):
+        super().__init__("interrupted")
+        self.partial = partial
+
+
+def timed_block(predict, feeds, raw, calls: int, max_s: float, call_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Settle, then ``calls`` timed edgekit calls (or fewer when ``max_s`` runs out). With ``raw`` (the bare
+    runtime call), raw and edgekit calls alternate in sub-blocks of about SUB_S, one raw call per edgekit call:
+    both figures from the same stretch of time, under the same conditions."""
+    clock = time.perf_counter_ns
+    ed = np.zeros(calls, np.int64)
+    rw = np.zeros(calls if raw is not None else 0, np.int64)
+    sub = max(1, int(SUB_S / max(call_s, 1e-7)))
+    n = 0
+    try:
+        _settle(predict, feeds, raw)
+        deadline = clock() + int(max_s * 1e9)
+        while n < calls and clock() < deadline:
+            k = min(sub, calls - n)
+            if raw is not None:
+                for i in range(n, n + k):
+                    t0 = clock()
+                    raw()
+                    rw[i] = clock() - t0
+            for i in range(n, n + k):
+                t0 = clock()
+                predict(feeds)
+                ed[i] = clock() - t0
+            n += k
+    except KeyboardInterrupt:  # only in the caller's process (a child ignores SIGINT)
+        m = min(n + sub, calls)
+        done = np.flatnonzero(ed[n:m] > 0)  # the sub-block in flight: its calls that completed
+        n_ok = n + (int(done[-1]) + 1 if done.size else 0)
+        raise BlockInterrupted((ed[:n_ok], rw[:n_ok] if raw is not None else rw[:0])) from None
+    return ed[:n], rw[:n]
+
+
+def child_main(conn, opener: Callable[[], Any], cpus: list[int] | None, warmup: int) -> None:
+    """The child's side of the protocol (runs in the spawned interpreter)."""
+    from edgekit.errors import EdgekitError
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    apply_pinning(cpus)
+    try:
+        with open("/proc/self/clear_refs", "w") as f:  # the peak from here on is this model's
+            f.write("5")
+    except OSError:
+        pass
+    base_kb = _rss_kb("VmRSS")
+    try:
+        e = opener()
+    except EdgekitError as err:
+        conn.send(("error", err.message))
+        return
+    except BaseException:
+        conn.send(("crash", traceback.format_exc()))
+        return
+    try:
+        from .harness import warm_up
+
+        warm_up(e, warmup)
+        call_s = e.call_s or e.row["first_inference_ms"] / 1e3
+        raw = None
+        e.row["rss_before_load_mb"] = base_kb / 1024 if base_kb is not None else None
+        conn.send(("ready", e.row, call_s))
+        while True:
+            msg = conn.recv()
+            if msg[0] == "block":
+                _, calls, max_s, with_raw = msg
+                if with_raw and raw is None:
+                    raw = e.model.runner.raw_call(e.feeds)
+                ed, rw = timed_block(e.model.predict, e.feeds, raw if with_raw else None, calls, max_s, call_s)
+                conn.send(("block", ed, rw if with_raw and raw is not None else None))
+            elif msg[0] == "finish":
+                info: dict = {}
+                if msg[1]:
+                    measure = getattr(e.model.runner, "async_throughput", None)
+                    info["throughput_async_ips"] = measure(e.feeds, 1.0) if measure is not None else None
+                peak_kb = _rss_kb("VmHWM")
+                info["process_peak_rss_mb"] = peak_kb / 1024 if peak_kb is not None else None
+                info["peak_rss_mb"] = ((peak_kb - base_kb) / 1024 if peak_kb is not None and base_kb is not None
+                                       else None)
+                e.model.close()
+                conn.send(("done", info))
+                return
+    except EdgekitError as err:
+        conn.send(("error", err.message))
+    except BaseException:
+        conn.send(("crash", traceback.format_exc()))
+
+
+class ChildFailed(RuntimeError):
+    """A child process raised something other than an EdgekitError (a bug: its traceback is the message)."""
+
+
+class ChildDied(ChildFailed):
+    """A child process ended without answering (a runtime crashed it: a signal, or an exit)."""
+
+
+class Worker:
+    """The parent's handle on one child process measuring one model."""
+
+    def __init__(self, opener: Callable[[], Any], cpus: list[int] | None, warmup: int, name: str):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no runtime state inherited by fork
+        self.name = name
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=child_main, args=(child, opener, cpus, warmup), daemon=True,
+                                name=f"edgekit-bench:{name}")
+        self.proc.start()
+        child.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid
+
+    def send(self, *msg) -> None:
+        self.conn.send(msg)
+
+    def recv(self) -> tuple:
+        """The child's next reply; ``("error", message)`` is returned, a crash raises ChildFailed."""
+        try:
+            msg = self.conn.recv()
+        except (EOFError, OSError):
+            self.proc.join(5)
+            code = self.proc.exitcode
+            why = (f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 and
+                   -code in signal.valid_signals() else f"exited with status {code}")
+            raise ChildDied(f"the child process measuring {self.name} {why}") from None
+        if msg[0] == "crash":
+            raise ChildFailed(f"the child process measuring {self.name} failed:\n{msg[1]}")
+        return msg
+
+    def close(self, timeout: float = 10) -> None:
+        self.conn.close()
+        self.proc.join(timeout)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
