@@ -138,6 +138,7 @@ def child_main(conn, opener: Callable[[], Any], cpus: list[int] | None, warmup: 
         call_s = e.call_s or e.row["first_inference_ms"] / 1e3
         raw = None
         e.row["rss_before_load_mb"] = base_kb / 1024 if base_kb is not None else None
+        e.row["affinity"] = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         conn.send(("ready", e.row, call_s))
         while True:
             msg = conn.recv()

@@ -21,14 +21,26 @@ def bench_cmd(
     models: list[Path] = typer.Argument(..., help="One or more model files or folders."),
     runs: int = typer.Option(200, "--runs", min=1, help="Timed calls per model."),
     warmup: int = typer.Option(20, "--warmup", min=0, help="Untimed calls per model before timing."),
-    duration: float = typer.Option(None, "--duration", min=0.01, help="Stop after this many seconds per model "
-                                   "(whichever of --runs/--duration comes first)."),
+    duration: float = typer.Option(None, "--duration", min=0.01, help="Stop after this many seconds of timing "
+                                   "per model (whichever of --runs/--duration comes first)."),
     threads: int = typer.Option(None, "--threads", min=1, help="Intra-op threads (default: the device class's, "
                                 "as in run, validate and convert)."),
     backend: str = typer.Option(None, "--backend", help="Runtime to use (default: the device class's preferred "
                                 "installed one)."),
     device_class: str = typer.Option(None, "--device-class", help="Profile to use (default: detected)."),
     input: Path = typer.Option(None, "--input", help=".npz/.npy inputs (default: generated from the signature)."),
+    input_shape: list[str] = typer.Option(None, "--input-shape", metavar="SHAPE", help="Shape to time generated "
+                                          "inputs at, as benchmark_app's -shape: [1,3,224,224], or NAME[1,3,224,224] "
+                                          "(repeat, or join with commas, for several inputs)."),
+    batch: int = typer.Option(None, "--batch", min=1, help="Batch size of the timed calls (a dynamic first "
+                              "dimension; with --input, its first N samples)."),
+    precision_target: float = typer.Option(None, "--precision-target", min=0.001, max=0.5, help="Keep timing "
+                                           "past --runs until the 95% CI of each median is within +-this fraction "
+                                           "(0.02: +-2%), or --duration (default 30 s per model) runs out."),
+    isolate: bool = typer.Option(True, "--isolate/--in-process", help="Measure each model in its own child "
+                                 "process (default), or all in this one."),
+    pin: bool = typer.Option(True, "--pin/--no-pin", help="Pin each model's process and the vendor tools to "
+                             "--threads CPUs where the OS allows (default)."),
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON to stdout (no table)."),
     json_file: Path = typer.Option(None, "--json-out", help="Write the results as JSON to this file."),
     markdown: Path = typer.Option(None, "--markdown", help="Write a Markdown table to this file."),
@@ -70,6 +82,8 @@ def bench_cmd(
         result = bench.benchmark(models, runs=runs, warmup=warmup, duration_s=duration, threads=threads,
                                  backend=backend, device_class=device_class, input_path=input,
                                  compare_native=compare_native, overhead=overhead, trust_code=trust_code,
+                                 precision_target=precision_target, isolate=isolate, pin=pin,
+                                 input_shape=input_shape or None, batch=batch,
                                  progress=lambda done, total: steps.count(done, total, "calls"),
                                  say=lambda m: steps.say(m, "failed: ", "red"))
     failed = write_reports(result, json_file, markdown, html, plot)
