@@ -205,12 +205,12 @@ def run_blocks(tracks: list[_Track], *, runs: int, duration_s: float | None, pre
                 pending = t
                 try:
                     t.h.send("block", nxt[0], nxt[1], overhead)
-                    _take(t, t.h.recv(), time.perf_counter() - t0)
-                except (worker.ChildDied, BrokenPipeError) as died:
-                    t.done, t.died = True, f"{died} during timing"
-                    continue
-                finally:
+                    reply = t.h.recv()
                     pending = None
+                except (worker.ChildDied, BrokenPipeError) as died:
+                    t.done, t.died, pending = True, f"{died} during timing", None
+                    continue
+                _take(t, reply, time.perf_counter() - t0)
                 if getattr(t.h, "interrupted", False):
                     raise KeyboardInterrupt
                 if t.n >= runs:
@@ -225,8 +225,9 @@ def run_blocks(tracks: list[_Track], *, runs: int, duration_s: float | None, pre
     except KeyboardInterrupt:
         if pending is not None and isinstance(pending.h, worker.Worker):
             try:  # the child ignores SIGINT and finishes its block: keep it
-                _take(pending, pending.h.recv(), 0.0)
-            except KeyboardInterrupt:
+                if pending.h.conn.poll(nxt[1] + 30):
+                    _take(pending, pending.h.recv(), 0.0)
+            except (KeyboardInterrupt, worker.ChildDied):
                 pass
         return True
 
@@ -380,8 +381,8 @@ def measure_isolated(openers: list[tuple[Path, Callable[[], Subject]]], *, runs:
     throttled = throttled_between(before, throttle_state())
     interrupted = _finish(tracks, throttled=throttled, interrupted=interrupted, overhead=overhead,
                           compare_native=compare_native, threads=threads, cpus=cpus)
-    for r in rows:
-        r["cpus"] = cpus
+    for t in tracks:
+        t.row["cpus"] = cpus
     return rows, interrupted, throttled
 
 

@@ -1,0 +1,155 @@
+"""The bench method's mechanics (docs/ARCHITECTURE.md "Bench method"): one child process per model, pinned;
+memory per model from its own process; the overhead and main figures from the same blocks; the precision
+target; Ctrl-C and a crashing child; the shapes a model was timed at. No timing thresholds: figures are for
+`benchmarks/agreement.py`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgekit
+from edgekit.benchmarks import harness, worker
+from edgekit.examples import DIGITS_DIR
+
+TFLITE = DIGITS_DIR / "digits_cnn.tflite"
+ONNX = DIGITS_DIR / "digits_cnn.onnx"
+IR = DIGITS_DIR / "digits_cnn.xml"
+
+
+@pytest.fixture(scope="module")
+def run3():
+    """Three runtimes in one isolated run, with --overhead."""
+    return edgekit.benchmark([TFLITE, ONNX, IR], runs=60, warmup=5, threads=1, overhead=True)
+
+
+def test_each_model_runs_in_its_own_pinned_child_process(run3):
+    pids = [r["process_pid"] for r in run3.results]
+    assert len(set(pids)) == 3 and os.getpid() not in pids
+    cpus = worker.pin_cpus(1)
+    assert cpus == [sorted(os.sched_getaffinity(0))[-1]]
+    assert run3.settings["isolation"] == "child process per model" and run3.settings["cpus"] == cpus
+    for r in run3.results:
+        assert r["affinity"] == cpus == r["cpus"]  # read back inside the child
+        assert r["memory_scope"].startswith("own child process")
+
+
+def test_the_parent_never_loads_a_runtime():
+    """In a fresh interpreter: after benchmarking an IR and a TFLite model, neither runtime was imported by the
+    parent (the children did all the loading and timing)."""
+    code = ("import sys, edgekit; r = edgekit.benchmark([sys.argv[1], sys.argv[2]], runs=20, warmup=2, threads=1);"
+            "assert not r.failed, r.failed;"
+            "print(sorted(m for m in ('openvino', 'ai_edge_litert', 'tensorflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(IR), str(TFLITE)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_memory_is_each_models_own():
+    """The same model twice: in one process the second load's peak is a small delta over the first; in its own
+    process each one pays for its runtime and model alike."""
+    r = edgekit.benchmark([IR, IR], runs=10, warmup=1, threads=1)
+    a, b = (x["peak_rss_mb"] for x in r.results)
+    assert a > 10 and b > 10 and 0.75 < a / b < 1.33  # OpenVINO's library and the model, each time (~80 MB)
+    for x in r.results:
+        assert x["process_peak_rss_mb"] >= x["peak_rss_mb"] + x["rss_before_load_mb"] - 1
+    shared = edgekit.benchmark([IR, IR], runs=10, warmup=1, threads=1, isolate=False)
+    assert shared.results[1]["memory_scope"].startswith("shared process")
+    assert shared.results[1]["peak_rss_mb"] < b / 2  # what issue 16 saw: a later model's delta
+
+
+def test_overhead_and_main_figure_are_the_same_samples(run3):
+    for r in run3.results:
+        o = r["overhead"]
+        assert o["edgekit_p50_ms"] == r["latency_ms"]["p50"] == pytest.approx(np.median(r["samples_ms"]))
+        assert o["raw_runs"] == r["runs"] == 60
+        assert o["ratio"] == pytest.approx(o["edgekit_p50_ms"] / o["raw_p50_ms"])
+        assert o["ratio_ci"][0] <= o["ratio"] <= o["ratio_ci"][1]
+        lo, hi = r["p50_ci_ms"]
+        assert lo <= r["latency_ms"]["p50"] <= hi
+        assert r["p50_half_width"] == pytest.approx((hi - lo) / 2 / r["latency_ms"]["p50"])
+        assert r["outliers"]["count"] == sum(x > r["outliers"]["fence_ms"] for x in r["samples_ms"])
+
+
+def test_raw_and_edgekit_calls_alternate_in_sub_blocks(monkeypatch):
+    order = []
+    monkeypatch.setattr(worker, "SETTLE_S", 0.0)
+    ed, rw = worker.timed_block(lambda f: order.append("e"), {}, lambda: order.append("r"), calls=10, max_s=10,
+                                call_s=worker.SUB_S / 3)  # sub-blocks of 3 calls
+    timed = "".join(order[2 * worker.SETTLE_CALLS:])
+    assert order[:2 * worker.SETTLE_CALLS] == ["e", "r"] * worker.SETTLE_CALLS  # settle: both, untimed
+    assert timed == "rrreee" * 3 + "re" and len(ed) == len(rw) == 10
+    assert (ed > 0).all() and (rw > 0).all()
+
+
+def test_precision_target_times_until_the_interval_is_narrow():
+    r = edgekit.benchmark([ONNX], runs=20, warmup=5, threads=1, precision_target=0.02, duration_s=20)
+    row = r.results[0]
+    assert r.settings["precision_target"] == 0.02 and r.settings["budget_s"] == 20
+    assert row["runs"] >= 20
+    assert row["p50_half_width"] <= 0.02 or row["timed_s"] >= 20  # narrow, or the budget ran out
+    exact = edgekit.benchmark([ONNX], runs=20, warmup=5, threads=1)
+    assert exact.results[0]["runs"] == 20  # without a target: exactly --runs
+
+
+def test_a_crashing_child_is_an_error_row_and_the_others_are_measured():
+    rows, interrupted, _ = harness.measure_isolated(
+        [(Path("dies.onnx"), partial(os._exit, 3)),
+         (ONNX, partial(edgekit.bench._open, ONNX, "onnxruntime", 1, False, "x86-avx2", None, {}, None))],
+        runs=10, warmup=1, threads=1)
+    assert rows[0] == {"model": "dies.onnx", "path": "dies.onnx",
+                       "error": "the child process measuring dies.onnx exited with status 3 while loading it"}
+    assert rows[1]["runs"] == 10 and not interrupted
+
+
+def test_ctrl_c_in_the_parent_keeps_the_blocks_measured():
+    """A real SIGINT to this process while a child is timing its second block: that block is kept too."""
+    fired = []
+
+    def progress(done, total):
+        if not fired:
+            fired.append(threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)))
+            fired[0].start()
+
+    r = edgekit.benchmark([ONNX], runs=10**8, warmup=2, threads=1, duration_s=60, progress=progress)
+    row = r.results[0]
+    assert r.interrupted and row["runs"] > 0 and row["timed_s"] < 30
+    assert row["runs"] == len(row["samples_ms"])
+
+
+def test_timed_shapes_are_stated_and_batch_applies():
+    r = edgekit.benchmark([ONNX, TFLITE], runs=10, warmup=1, threads=1, batch=4, compare_native=False)
+    for row in r.results:
+        assert row["input_shapes"] == {"image": [4, 8, 8, 1]} and row["batch"] == 4
+        assert row["declared_shapes"] == {"image": [None, 8, 8, 1]} and row["dynamic_inputs"] == ["image"]
+    r = edgekit.benchmark([ONNX], runs=5, warmup=0, input_shape="image[3,8,8,1]")
+    assert r.results[0]["input_shapes"] == {"image": [3, 8, 8, 1]}
+    r = edgekit.benchmark([ONNX], runs=5, warmup=0, input_shape="[2,8,8]")
+    assert r.results[0]["error"] == "input 'image' is declared [?,8,8,1]; it cannot run at [2, 8, 8]"
+
+
+def test_input_shape_syntax():
+    from edgekit.bench import parse_shapes
+
+    assert parse_shapes("[1,3,224,224]") == {None: [1, 3, 224, 224]}
+    assert parse_shapes("a[1,4],b[1, 3]") == {"a": [1, 4], "b": [1, 3]}
+    assert parse_shapes(["a[1,4]", "b[2,3]"]) == {"a": [1, 4], "b": [2, 3]}
+    for bad in ("1,3,224", "a[1,x]", "[]", "[1],b[2]"):
+        with pytest.raises(edgekit.InputError):
+            parse_shapes(bad)
+
+
+def test_native_tool_runs_at_the_timed_shape_on_the_same_cpus():
+    r = edgekit.benchmark([IR], runs=30, warmup=2, threads=1, batch=2, compare_native=True)
+    n = r.results[0]["native"]
+    assert n["error"] is None and n["p50_ms"] > 0 and "-data_shape [2,8,8,1]" in n["command"]
+    assert n["cpus"] == r.settings["cpus"]
