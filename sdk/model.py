@@ -85,7 +85,8 @@ class Model:
         return dict(zip(names, x))
 
     def predict(self, x) -> dict[str, np.ndarray]:
-        return self._runner.infer(self.feeds(x))
+        # a plain dict goes straight to the runner (it checks names, dtypes and shapes): no copy per call
+        return self._runner.infer(x if type(x) is dict else self.feeds(x))
 
     __call__ = predict
 
