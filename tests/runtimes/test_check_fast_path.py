@@ -33,3 +33,27 @@ def test_fast_path_keeps_the_checks(model):
         feeds = {"image": x}
         m.predict(feeds)
         assert feeds["image"] is x and list(feeds) == ["image"]  # the caller's dict is not changed
+
+
+@pytest.mark.parametrize("model", ["digits_cnn.tflite", "digits_cnn.onnx", "digits_cnn.xml"])
+def test_an_array_written_in_place_is_read_again(model):
+    """OpenVINO binds an array once as a shared tensor: new contents of the same array (a frame buffer) are
+    what the next call computes on; another array, shape or layout is bound anew."""
+    rng = np.random.default_rng(1)
+    a, b = (rng.random((1, 8, 8, 1), dtype=np.float32) for _ in range(2))
+    with edgekit.load(DIGITS_DIR / model, threads=1) as m:
+        want_a, want_b = (next(iter(m.predict({"image": x.copy()}).values())) for x in (a, b))
+        assert not np.allclose(want_a, want_b)
+        buf = a.copy()
+        got_a = next(iter(m.predict({"image": buf}).values()))
+        buf[:] = b
+        got_b = next(iter(m.predict({"image": buf}).values()))
+        np.testing.assert_allclose(got_a, want_a, rtol=1e-6)
+        np.testing.assert_allclose(got_b, want_b, rtol=1e-6)
+        got_a[:] = 0  # outputs are copies: the next call does not write into what the caller holds
+        np.testing.assert_allclose(next(iter(m.predict({"image": buf}).values())), want_b, rtol=1e-6)
+        strided = np.repeat(b, 2, axis=2)[:, :, ::2]  # not contiguous
+        np.testing.assert_allclose(next(iter(m.predict({"image": strided}).values())), want_b, rtol=1e-6)
+        two = np.concatenate([a, b])
+        np.testing.assert_allclose(next(iter(m.predict({"image": two}).values())),
+                                   np.concatenate([want_a, want_b]), rtol=1e-5)
