@@ -1,7 +1,7 @@
 """The bench method's mechanics (docs/ARCHITECTURE.md "Bench method"): one child process per model, pinned;
 memory per model from its own process; the overhead and main figures from the same blocks; the precision
 target; Ctrl-C and a crashing child; the shapes a model was timed at. No timing thresholds: figures are for
-`benchmarks/agreement.py`."""
+`tools/bench_agreement.py`."""
 
 from __future__ import annotations
 
