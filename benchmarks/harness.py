@@ -372,7 +372,7 @@ def measure_isolated(openers: list[tuple[Path, Callable[[], Subject]]], *, runs:
         interrupted = True
     except BaseException:
         for t in tracks:
-            t.h.proc.kill()
+            t.h.kill()
         raise
     before = throttle_state()
     if not interrupted and tracks:

@@ -9,7 +9,7 @@ peak RSS its own.
 The parent keeps every child alive and idle (blocked on its pipe, using no CPU) and asks one at a time for a block
 of timed calls, so models are interleaved only between blocks, which are long enough to reach steady state.
 
-Protocol (``multiprocessing`` spawn context, one Pipe per child): the child opens its model with the caller's
+Protocol (a fresh ``python -c`` interpreter per child, `Worker`; pickled messages over two pipes): the child opens its model with the caller's
 ``opener`` (a picklable callable returning a `harness.Subject`; the sdk layer provides it, so this layer imports
 nothing above it), warms it up and sends ``("ready", row, call_s)``; then it answers ``("block", calls, max_s,
 with_raw)`` with ``("block", edgekit_ns, raw_ns)`` and ``("finish", extras)`` with ``("done", info)`` and exits.
@@ -174,19 +174,76 @@ class ChildDied(ChildFailed):
     """A child process ended without answering (a runtime crashed it: a signal, or an exit)."""
 
 
+class _Duplex:
+    """Two one-way `multiprocessing.connection.Connection`s over inherited pipe fds, used as one."""
+
+    def __init__(self, rfd: int, wfd: int):
+        from multiprocessing.connection import Connection
+
+        self.r, self.w = Connection(rfd, writable=False), Connection(wfd, readable=False)
+
+    def send(self, obj) -> None:
+        self.w.send(obj)
+
+    def recv(self):
+        return self.r.recv()
+
+    def poll(self, timeout: float = 0.0) -> bool:
+        return self.r.poll(timeout)
+
+    def close(self) -> None:
+        self.r.close()
+        self.w.close()
+
+
+def subprocess_main(rfd: int, wfd: int) -> None:
+    """Entry point of a child started by `Worker`: the first message is (opener, cpus, warmup)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn = _Duplex(rfd, wfd)
+    try:
+        opener, cpus, warmup = conn.recv()
+    except EOFError:
+        return
+    child_main(conn, opener, cpus, warmup)
+
+
+_CHILD = ("import sys; from edgekit.benchmarks.worker import subprocess_main; "
+          "subprocess_main(int(sys.argv[1]), int(sys.argv[2]))")
+
+
 class Worker:
-    """The parent's handle on one child process measuring one model."""
+    """The parent's handle on one child process measuring one model.
+
+    The child is a fresh interpreter (``python -c``), not a `multiprocessing` spawn: spawn re-imports the
+    caller's main script in the child, which fails for a script that calls `edgekit.benchmark` without an
+    ``if __name__ == "__main__"`` guard. It talks over two pipes handed down as file descriptors, gets this
+    process's ``sys.path`` (the opener's module must import there) and its own session (a terminal's Ctrl-C
+    is the parent's; the child ends when its pipe closes)."""
 
     def __init__(self, opener: Callable[[], Any], cpus: list[int] | None, warmup: int, name: str):
-        import multiprocessing
+        import subprocess
+        import sys
 
-        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no runtime state inherited by fork
         self.name = name
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=child_main, args=(child, opener, cpus, warmup), daemon=True,
-                                name=f"edgekit-bench:{name}")
-        self.proc.start()
-        child.close()
+        down_r, down_w = os.pipe()
+        up_r, up_w = os.pipe()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(down_r), str(up_w)],
+                                         pass_fds=(down_r, up_w), stdin=subprocess.DEVNULL, env=env,
+                                         start_new_session=True)
+        except BaseException:
+            for fd in (down_r, down_w, up_r, up_w):
+                os.close(fd)
+            raise
+        os.close(down_r)
+        os.close(up_w)
+        self.conn = _Duplex(up_r, down_w)
+        try:
+            self.conn.send((opener, cpus, warmup))
+        except (BrokenPipeError, OSError):
+            pass  # the child died at start: recv says how
 
     @property
     def pid(self) -> int | None:
@@ -200,8 +257,10 @@ class Worker:
         try:
             msg = self.conn.recv()
         except (EOFError, OSError):
-            self.proc.join(5)
-            code = self.proc.exitcode
+            try:
+                code = self.proc.wait(5)
+            except Exception:
+                code = None
             why = (f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 and
                    -code in signal.valid_signals() else f"exited with status {code}")
             raise ChildDied(f"the child process measuring {self.name} {why}") from None
@@ -209,9 +268,13 @@ class Worker:
             raise ChildFailed(f"the child process measuring {self.name} failed:\n{msg[1]}")
         return msg
 
+    def kill(self) -> None:
+        self.proc.kill()
+
     def close(self, timeout: float = 10) -> None:
         self.conn.close()
-        self.proc.join(timeout)
-        if self.proc.is_alive():
+        try:
+            self.proc.wait(timeout)
+        except Exception:
             self.proc.kill()
-            self.proc.join()
+            self.proc.wait()

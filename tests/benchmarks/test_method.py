@@ -153,3 +153,39 @@ def test_native_tool_runs_at_the_timed_shape_on_the_same_cpus():
     n = r.results[0]["native"]
     assert n["error"] is None and n["p50_ms"] > 0 and "-data_shape [2,8,8,1]" in n["command"]
     assert n["cpus"] == r.settings["cpus"]
+
+
+def test_a_script_without_a_main_guard_can_benchmark(tmp_path):
+    """The children are fresh interpreters, not multiprocessing spawns that re-run the caller's script."""
+    script = tmp_path / "bench_it.py"
+    script.write_text("import sys, edgekit\n"
+                      f"r = edgekit.benchmark([{str(ONNX)!r}], runs=10, warmup=1, threads=1)\n"
+                      "print('runs', r.results[0]['runs'])\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("runs 10") == 1
+
+
+def test_cli_options_reach_the_method(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from edgekit.cli.main import app
+
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(app, ["bench", str(ONNX), "--runs", "20", "--warmup", "2", "--threads", "1",
+                                   "--precision-target", "0.2", "--batch", "2", "--no-pin", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    s, row = data["settings"], data["results"][0]
+    assert s["precision_target"] == 0.2 and s["cpus"] is None and s["isolation"] == "child process per model"
+    assert row["input_shapes"] == {"image": [2, 8, 8, 1]} and row["affinity"] == sorted(os.sched_getaffinity(0))
+    res = CliRunner().invoke(app, ["bench", str(ONNX), "--runs", "5", "--in-process", "--input-shape", "image[3,8,8,1]",
+                                   "--json", str(out)])
+    data = json.loads(out.read_text())
+    assert res.exit_code == 0 and data["settings"]["isolation"] == "one process"
+    assert data["results"][0]["input_shapes"] == {"image": [3, 8, 8, 1]}
+    res = CliRunner().invoke(app, ["bench", str(ONNX), "--input-shape", "1,8,8,1"])
+    assert res.exit_code == 2
+    assert "error: cannot read the input shape '1,8,8,1'" in res.stderr and "hint: write it as" in res.stderr
