@@ -34,8 +34,6 @@ BLOCK_S = 0.25  # a timed block lasts about this long (after its settle calls): 
 MIN_BLOCK = 10  # and holds at least this many calls
 DEFAULT_BUDGET_S = 30.0  # timing seconds per model when a precision target is set without --duration
 PAUSE_S = 0.02  # before another model's block: lets the previous runtime's spinning worker threads park
-BLOCK = 10  # `_timed_blocks` (edgekit tune's in-process pairs): timed calls per model per turn
-SETTLE = 3  # `_timed_blocks`: untimed calls after switching to another model
 TIMER = "time.perf_counter_ns around Model.predict"
 
 
@@ -89,31 +87,22 @@ def warm_up(e: Subject, calls: int) -> None:
 
 
 def _timed_blocks(entries: list[Subject], runs: int, duration_s: float | None, progress) -> bool:
-    """Interleaved timing; returns True when interrupted by Ctrl-C."""
-    deadline = None if duration_s is None else time.perf_counter() + duration_s * len(entries)
-    clock = time.perf_counter_ns
-    done = 0
-    total = runs * len(entries)
-    try:
-        while True:
-            active = [e for e in entries if len(e.samples) < runs]
-            if not active or (deadline is not None and time.perf_counter() > deadline):
-                return False
-            for e in active:
-                predict, feeds, out = e.model.predict, e.feeds, e.samples
-                if len(entries) > 1:
-                    time.sleep(PAUSE_S)
-                    for _ in range(SETTLE):
-                        predict(feeds)
-                for _ in range(min(BLOCK, runs - len(out))):
-                    t0 = clock()
-                    predict(feeds)
-                    out.append(clock() - t0)
-                done += min(BLOCK, runs)
-            if progress:
-                progress(min(done, total), total)
-    except KeyboardInterrupt:
-        return True
+    """Time opened subjects in this process, round-robin in blocks (`run_blocks`), into each one's ``samples``;
+    `edgekit tune` times a candidate against its source this way. Returns True when interrupted by Ctrl-C."""
+    tracks = _local_tracks(entries)
+    interrupted = run_blocks(tracks, runs=runs, duration_s=duration_s, precision_target=None, overhead=False,
+                             progress=progress) if tracks else False
+    for t, e in zip(tracks, entries):
+        e.samples = t.samples().tolist()
+    return interrupted
+
+
+def _local_tracks(subjects: list[Subject]) -> list[_Track]:
+    out = []
+    for e in subjects:  # blocks sized by the warm-up's mean call (else the first call, else 1 ms)
+        call_s = e.call_s or e.row.get("first_inference_ms", 1.0) / 1e3
+        out.append(_Track(_Local(e, call_s), e.row, call_s))
+    return out
 
 
 class _Local:
@@ -321,12 +310,10 @@ def measure(subjects: list[Subject], *, runs: int, duration_s: float | None = No
     """Time opened, warmed-up subjects in this process (round-robin blocks) and fill each one's row; then async
     throughput and, with ``compare_native``, the vendor's tool. Returns (interrupted, throttled). The caller
     closes the models. `measure_isolated` is the same run with one child process per model."""
-    tracks = []
     for e in subjects:
         e.row["memory_scope"] = "shared process: the growth of this process's peak while the model loaded"
-        call_s = e.call_s or e.row.get("first_inference_ms", 1.0) / 1e3
-        tracks.append(_Track(_Local(e, call_s), e.row, call_s))
     before = throttle_state()
+    tracks = _local_tracks(subjects)
     interrupted = run_blocks(tracks, runs=runs, duration_s=duration_s, precision_target=precision_target,
                              overhead=overhead, progress=progress) if tracks else False
     throttled = throttled_between(before, throttle_state())
