@@ -178,6 +178,8 @@ class OpenVINORunner(Runner):
             self._out_order = perm
         self._out_names = [s.name for s in self.outputs]
         self._n_out = len(self.compiled.outputs)
+        self._out_range = range(self._n_out)
+        self._out_in_order = self._out_order == list(self._out_range)
         import openvino as ov
 
         self._Tensor = ov.Tensor
@@ -227,33 +229,36 @@ class OpenVINORunner(Runner):
         if inq:
             feeds = {k: (inq[k].quantize(v) if k in inq else v) for k, v in feeds.items()}
         try:
-            ys = self._run(self._request(), {idx[k]: v for k, v in feeds.items()})
+            ys = self._run(self._request(), feeds)
         except RuntimeError as e:
             raise BackendError(f"OpenVINO inference failed: {_first_line(e)}") from e
-        out = {name: ys[i] for name, i in zip(self._out_names, self._out_order)}
+        out = dict(zip(self._out_names, ys)) if self._out_in_order else \
+            {name: ys[i] for name, i in zip(self._out_names, self._out_order)}
         for k, q in self._out_quant.items():
             out[k] = q.dequantize(out[k])
         for i, n in self._aliases:
             out.setdefault(n, ys[i])
         return out
 
-    def _run(self, req, by_index: dict) -> tuple:
+    def _run(self, req, feeds: dict) -> list:
         """One synchronous inference; the outputs, copied. An input array already bound to the request as a
         shared-memory tensor (the same array object, shape and dtype as last time: a timed loop, a stream of
         frames written into one buffer) is not bound again: `InferRequest.infer(dict)` re-wraps every input on
         every call, ~10 us from Python, 8 % of a 0.12 ms model beside benchmark_app."""
-        bound = self._bound()
-        for i, v in by_index.items():
-            b = bound.get(i)
+        bound, idx = self._bound(), self._in_index
+        for k, v in feeds.items():
+            b = bound.get(k)
             if b is None or b[0] is not v or b[1] != v.shape or b[2] != v.dtype:
                 if v.dtype.kind not in "biuf":  # strings etc.: OpenVINO's own path
                     bound.clear()
-                    return req.infer(by_index, share_inputs=True, share_outputs=False).to_tuple()
+                    return list(req.infer({idx[n]: x for n, x in feeds.items()}, share_inputs=True,
+                                          share_outputs=False).to_tuple())
                 arr = v if v.flags.c_contiguous else np.ascontiguousarray(v)
-                req.set_input_tensor(i, self._Tensor(arr, shared_memory=True))
-                bound[i] = (v, v.shape, v.dtype, arr)
+                req.set_input_tensor(idx[k], self._Tensor(arr, shared_memory=True))
+                bound[k] = (v, v.shape, v.dtype, arr)
         req.infer()
-        return tuple(req.get_output_tensor(j).data.copy() for j in range(self._n_out))
+        get = req.get_output_tensor
+        return [get(j).data.copy() for j in self._out_range]
 
     def _bound(self) -> dict:
         try:
