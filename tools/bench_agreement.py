@@ -20,7 +20,11 @@ overhead ratio, and whether both ratios are within +-3 %.
 
     .venv/bin/python tools/bench_agreement.py [--threads 1] [--reps 3] [--seconds 2] [--models DIR] [--json F]
 
-``--models DIR`` keeps the converted models there (reused by a later run). Takes about 6-8 minutes on 2 cores.
+A second table checks the method: the three runtimes of each model in one `edgekit bench` command (interleaved
+between blocks), each in its own child process (the default) against all in one process (``--in-process``),
+beside the raw loop.
+
+``--models DIR`` keeps the converted models there (reused by a later run). Takes about 10 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -163,6 +167,19 @@ def run_edgekit(model: Path, threads: int, seconds: float, tmp: Path) -> dict:
     return data["results"][0] | {"settings": data["settings"]}
 
 
+def run_together(models: list[Path], threads: int, seconds: float, tmp: Path, isolate: bool) -> list[float]:
+    """The p50s of one `edgekit bench` over several models at once (interleaved between blocks), isolated
+    or ``--in-process``."""
+    out = tmp / "together.json"
+    cmd = [sys.executable, "-m", "edgekit.cli.main", "bench", *map(str, models), "--threads", str(threads),
+           "--runs", "100000000", "--duration", str(seconds), "--json", str(out)]
+    p = subprocess.run(cmd + ([] if isolate else ["--in-process"]), capture_output=True, text=True, timeout=900)
+    if p.returncode != 0:
+        raise SystemExit(f"edgekit bench (together) failed ({p.returncode}):\n{p.stdout[-2000:]}{p.stderr[-2000:]}")
+    rows = json.loads(out.read_text())["results"]
+    return [r["latency_ms"]["p50"] for r in rows]
+
+
 def run_vendor(backend: str, model: Path, threads: int, seconds: float, p50_ms: float, shapes, cpus):
     from edgekit.benchmarks.native import run_native
 
@@ -185,6 +202,8 @@ def main() -> None:
     ap.add_argument("--sizes", default=",".join(SIZES))
     ap.add_argument("--runtimes", default="litert,onnxruntime,openvino")
     ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
+    ap.add_argument("--no-method-check", action="store_true",
+                    help="skip the second table (all runtimes in one command: isolated vs --in-process)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from edgekit.benchmarks.stats import median_ci, ratio_ci
@@ -243,8 +262,42 @@ def main() -> None:
                 print(_line(row), flush=True)
         print()
         print(_table(rows))
+        method = [] if args.no_method_check else method_check(models, args, tmp, rows)
+        if method:
+            print()
+            print(_method_table(method))
         if args.json:
-            args.json.write_text(json.dumps(rows, indent=2))
+            args.json.write_text(json.dumps({"agreement": rows, "method_check": method}, indent=2))
+
+
+def method_check(models: dict, args, tmp: Path, rows: list[dict]) -> list[dict]:
+    """All runtimes of a model in one `edgekit bench` command, each in its own child (the default) against all
+    in one process (``--in-process``), reps alternating which goes first: the p50s beside the raw loop's."""
+    backends = [b for _, b, _ in RUNTIMES if b in args.runtimes.split(",")]
+    out = []
+    for size in args.sizes.split(","):
+        files = [models[size][t] for t, b, _ in RUNTIMES if b in backends]
+        iso, inp = [], []
+        for rep in range(args.reps):
+            for isolate in ((True, False) if rep % 2 == 0 else (False, True)):
+                (iso if isolate else inp).append(run_together(files, args.threads, args.seconds, tmp, isolate))
+        for j, b in enumerate(backends):
+            raw = next(r["raw_p50_ms"] for r in rows if r["model"] == size and r["runtime"] == b)
+            pi, pp = float(np.median([x[j] for x in iso])), float(np.median([x[j] for x in inp]))
+            out.append({"model": size, "runtime": b, "raw_p50_ms": raw, "isolated_p50_ms": pi,
+                        "in_process_p50_ms": pp, "isolated_over_raw": pi / raw, "in_process_over_raw": pp / raw})
+            print(f"  method check {size:<6} {b:<11} isolated {pi:.4f} ms, in-process {pp:.4f} ms", flush=True)
+    return out
+
+
+def _method_table(rows: list[dict]) -> str:
+    head = ("model", "runtime", "raw p50 ms", "together, isolated p50 ms", "together, in-process p50 ms",
+            "isolated/raw", "in-process/raw")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['runtime']} | {r['raw_p50_ms']:.4f} | {r['isolated_p50_ms']:.4f} | "
+                     f"{r['in_process_p50_ms']:.4f} | {r['isolated_over_raw']:.3f} | {r['in_process_over_raw']:.3f} |")
+    return "\n".join(lines)
 
 
 def _line(r: dict) -> str:
