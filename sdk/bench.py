@@ -173,8 +173,8 @@ def benchmark(models: str | os.PathLike | Sequence[str | os.PathLike], *, runs: 
     """Measure one or more models and return a BenchReport (``.to_dict()``: the JSON `edgekit bench --json`
     writes).
 
-    Each model is measured in its own child process (``isolate``; False: all in this process, as `edgekit tune`
-    does), pinned to ``threads`` CPUs where the OS allows (``pin``), the models interleaved between blocks of
+    Each model is measured in its own child process (``isolate``, on POSIX systems; False: all in this process,
+    as `edgekit tune` does), pinned to ``threads`` CPUs where the OS allows (``pin``), the models interleaved between blocks of
     timed calls (docs/ARCHITECTURE.md "Bench method"). ``runs`` timed calls per model after ``warmup`` untimed
     ones; with ``precision_target`` (e.g. 0.02) more until the 95% confidence interval of the median is within
     +-2 %; ``duration_s`` (seconds of timing per model) ends it first if it runs out (default budget with a
@@ -230,6 +230,7 @@ def benchmark(models: str | os.PathLike | Sequence[str | os.PathLike], *, runs: 
             continue
         openers.append((path, partial(_open, path, chosen, threads, trust_code, profile.name, input_path, shapes,
                                       batch)))
+    isolate = isolate and os.name == "posix"  # children get their pipes as inherited fds (not on Windows)
     order = [str(p) for p in paths]
     timing = dict(runs=runs, duration_s=duration_s, threads=threads, overhead=overhead,
                   compare_native=compare_native, precision_target=precision_target, progress=progress)
