@@ -199,6 +199,9 @@ def run_blocks(tracks: list[_Track], *, runs: int, duration_s: float | None, pre
                 except (worker.ChildDied, BrokenPipeError) as died:
                     t.done, t.died, pending = True, f"{died} during timing", None
                     continue
+                if reply[0] == "error":  # the runtime failed mid-run (an EdgekitError in the child)
+                    t.done, t.died = True, reply[1]
+                    continue
                 _take(t, reply, time.perf_counter() - t0)
                 if getattr(t.h, "interrupted", False):
                     raise KeyboardInterrupt
@@ -284,10 +287,15 @@ def _finish(tracks: list[_Track], *, throttled: bool, interrupted: bool, overhea
             continue
         try:
             t.h.send("finish", not interrupted and "error" not in t.row)
-            _, info = t.h.recv()
-            t.row.update({k: v for k, v in info.items() if v is not None or k == "throughput_async_ips"})
+            kind, info = t.h.recv()
+            if kind == "done":
+                t.row.update({k: v for k, v in info.items() if v is not None or k == "throughput_async_ips"})
+            else:  # its async throughput failed: the timing stands, the reason is kept
+                t.row["throughput_async_error"] = info
         except KeyboardInterrupt:
             interrupted = True
+        except (worker.ChildDied, BrokenPipeError) as died:
+            t.row["memory_error"] = f"{died} after timing: no peak memory or async throughput"
         finally:
             t.h.close()
     if overhead:
@@ -338,6 +346,7 @@ def measure_isolated(openers: list[tuple[Path, Callable[[], Subject]]], *, runs:
     rows: list[dict] = []
     tracks: list[_Track] = []
     interrupted = False
+    w = None
     try:
         for path, opener in openers:
             w = worker.Worker(opener, cpus, warmup, path.name)
@@ -355,11 +364,15 @@ def measure_isolated(openers: list[tuple[Path, Callable[[], Subject]]], *, runs:
                                     "and the model", process_pid=w.pid)
             rows.append(row)
             tracks.append(_Track(w, row, call_s))
+            w = None
     except KeyboardInterrupt:
         interrupted = True
+        if w is not None:  # the child being started when Ctrl-C came
+            w.kill()
+            w.close()
     except BaseException:
-        for t in tracks:
-            t.h.kill()
+        for h in [t.h for t in tracks] + ([w] if w is not None else []):
+            h.kill()
         raise
     before = throttle_state()
     if not interrupted and tracks:

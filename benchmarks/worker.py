@@ -126,10 +126,10 @@ def child_main(conn, opener: Callable[[], Any], cpus: list[int] | None, warmup: 
     try:
         e = opener()
     except EdgekitError as err:
-        conn.send(("error", err.message))
+        _answer(conn, ("error", err.message))
         return
     except BaseException:
-        conn.send(("crash", traceback.format_exc()))
+        _answer(conn, ("crash", traceback.format_exc()))
         return
     try:
         from .harness import warm_up
@@ -160,10 +160,19 @@ def child_main(conn, opener: Callable[[], Any], cpus: list[int] | None, warmup: 
                 e.model.close()
                 conn.send(("done", info))
                 return
+    except EOFError:  # the parent is gone (or closed this pipe): nothing to answer
+        return
     except EdgekitError as err:
-        conn.send(("error", err.message))
+        _answer(conn, ("error", err.message))
     except BaseException:
-        conn.send(("crash", traceback.format_exc()))
+        _answer(conn, ("crash", traceback.format_exc()))
+
+
+def _answer(conn, msg) -> None:
+    try:
+        conn.send(msg)
+    except OSError:  # the parent is gone
+        pass
 
 
 class ChildFailed(RuntimeError):

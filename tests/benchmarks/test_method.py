@@ -189,3 +189,29 @@ def test_cli_options_reach_the_method(tmp_path):
     res = CliRunner().invoke(app, ["bench", str(ONNX), "--input-shape", "1,8,8,1"])
     assert res.exit_code == 2
     assert "error: cannot read the input shape '1,8,8,1'" in res.stderr and "hint: write it as" in res.stderr
+
+
+def _failing_open(*args):
+    """An opener (run in the child) whose model's runtime fails on its 40th timed-phase call."""
+    from edgekit.errors import BackendError
+
+    e = edgekit.bench._open(*args)
+    real, n = e.model.predict, [0]
+
+    def predict(feeds):
+        n[0] += 1
+        if n[0] > 40:
+            raise BackendError("the runtime failed on purpose")
+        return real(feeds)
+
+    e.model.predict = predict
+    return e
+
+
+def test_a_runtime_failing_mid_run_is_an_error_row_and_the_others_are_measured():
+    args = (ONNX, "onnxruntime", 1, False, "x86-avx2", None, {}, None)
+    rows, interrupted, _ = harness.measure_isolated(
+        [(Path("fails.onnx"), partial(_failing_open, *args)), (ONNX, partial(edgekit.bench._open, *args))],
+        runs=200, warmup=1, threads=1)
+    assert rows[0]["error"] == "the runtime failed on purpose" and "latency_ms" not in rows[0]
+    assert rows[1]["runs"] == 200 and "error" not in rows[1] and not interrupted
