@@ -76,9 +76,11 @@ def bench_cmd(
         return bench_remote(device, models, runs=runs, warmup=warmup, duration=duration, threads=threads,
                             backend=backend, device_class=device_class, input=input, json_file=json_file,
                             markdown=markdown, html=html, plot=plot, compare_native=compare_native,
-                            overhead=overhead, trust_code=trust_code, json_out=json_out)
+                            overhead=overhead, trust_code=trust_code, json_out=json_out,
+                            method_args=_method_args(precision_target, isolate, pin, input_shape, batch))
     with progress(console(stderr=True), "measuring", bar=True) as steps:
-        steps.status(f"loading {len(models)} model(s); then {warmup} warm-up and up to {runs} timed calls each")
+        steps.status(f"loading {len(models)} model(s); then {warmup} warm-up and "
+                     f"{'at least' if precision_target else 'up to'} {runs} timed calls each")
         result = bench.benchmark(models, runs=runs, warmup=warmup, duration_s=duration, threads=threads,
                                  backend=backend, device_class=device_class, input_path=input,
                                  compare_native=compare_native, overhead=overhead, trust_code=trust_code,
@@ -99,6 +101,15 @@ def bench_cmd(
             out.print(f"wrote {path}")
     report_failure(failed)
     raise typer.Exit(outcome(targets_failed=bool(result.failed)))
+
+
+def _method_args(precision_target, isolate, pin, input_shape, batch) -> list[str]:
+    """The method's flags as given, for a device's own `edgekit bench`."""
+    out = [] if precision_target is None else ["--precision-target", str(precision_target)]
+    out += ([] if isolate else ["--in-process"]) + ([] if pin else ["--no-pin"])
+    for shape in input_shape or []:
+        out += ["--input-shape", shape]
+    return out + ([] if batch is None else ["--batch", str(batch)])
 
 
 def write_reports(result, json_file=None, markdown=None, html=None, plot=None) -> list[str]:

@@ -169,8 +169,10 @@ def _faults(faults) -> None:
 
 
 def bench_remote(device: str, models: list[Path], *, runs, warmup, duration, threads, backend, device_class, input,
-                 json_file, markdown, html, plot, compare_native, overhead, trust_code, json_out: bool = False) -> None:
-    """`edgekit bench MODEL... --device NAME[,NAME...]`: measured on each device, merged side by side."""
+                 json_file, markdown, html, plot, compare_native, overhead, trust_code, json_out: bool = False,
+                 method_args=()) -> None:
+    """`edgekit bench MODEL... --device NAME[,NAME...]`: measured on each device, merged side by side.
+    ``method_args``: the bench method's own flags (--precision-target, --in-process, ...), passed on as given."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
     from edgekit.benchmarks.report import rich_table
@@ -189,7 +191,7 @@ def bench_remote(device: str, models: list[Path], *, runs, warmup, duration, thr
             model_done=lambda dev, row: err.print(f"{dev}: {row['model']} " + ("measured" if "error" not in row
                                                                                 else "[red]failed[/]")),
             extra_args=(["--compare-native"] if compare_native else []) + (["--overhead"] if overhead else [])
-            + (["--trust-code"] if trust_code else []))
+            + (["--trust-code"] if trust_code else []) + list(method_args))
     failed = write_reports(result, json_file, markdown, html, plot)
     if html is not None and not any(f.startswith("--html ") for f in failed):
         _add_devices_to_html(html, result)
