@@ -138,7 +138,7 @@ def _one_sample(model, input_path, shapes=None, batch: int | None = None) -> dic
     return out
 
 
-def _open(path: Path, backend: str, threads: int | None, trust_code: bool, device_class: str, input_path,
+def _open(path: Path, backend: str | None, threads: int | None, trust_code: bool, device_class: str, input_path,
           shapes: dict, batch: int | None):
     """Load one model for the harness, in whichever process measures it (a child: `edgekit.benchmarks.worker`):
     the runtime's import timed apart from the model's load, the timed shapes stated for dynamic inputs."""
@@ -150,9 +150,11 @@ def _open(path: Path, backend: str, threads: int | None, trust_code: bool, devic
 
     from .model import load
 
-    t0 = time.perf_counter()
-    importlib.import_module(runner_class(backend).require())
-    import_ms = (time.perf_counter() - t0) * 1e3
+    import_ms = None
+    if backend is not None:  # None: no installed runtime runs the format; load says which package to install
+        t0 = time.perf_counter()
+        importlib.import_module(runner_class(backend).require())
+        import_ms = (time.perf_counter() - t0) * 1e3
     e = harness.open_subject(path, lambda: load(path, backend=backend, threads=threads, trust_code=trust_code,
                                                 device_class=device_class),
                              lambda m: _one_sample(m, input_path, shapes, batch), threads)
