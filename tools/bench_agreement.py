@@ -7,7 +7,7 @@ same CPUs (the ones `edgekit bench` pins its child to):
 - raw: a bare loop over the runtime's own API written here without edgekit (LiteRT ``Interpreter.set_tensor /
   invoke / get_tensor``, ONNX Runtime ``InferenceSession.run``, OpenVINO ``InferRequest.infer()`` on inputs
   bound once, outputs copied), the same threads, f32 for OpenVINO, per-call ``time.perf_counter_ns``;
-- edgekit: ``edgekit bench MODEL --threads T --overhead --duration S --json`` (the CLI, its default method);
+- edgekit: ``edgekit bench MODEL --threads T --overhead --duration S --json-out F`` (the CLI, its default method);
   its own overhead figure (raw call alternating with edgekit's call inside the same blocks) is shown too;
 - vendor: ``litert-benchmark`` / ``benchmark_app`` through `edgekit.benchmarks.native` (ONNX Runtime ships no
   perf tool in its wheel: n/a).
@@ -19,7 +19,7 @@ CI of the ratio of medians (within-run noise only), and per repetition (raw and 
 median ratio and range, which also shows the between-run drift of a shared machine); edgekit/vendor per
 repetition; edgekit's own overhead ratio; and whether the per-repetition ratios' medians are within +-3 %.
 
-    .venv/bin/python tools/bench_agreement.py [--threads 1] [--reps 3] [--seconds 2] [--models DIR] [--json F]
+    .venv/bin/python tools/bench_agreement.py [--threads 1] [--reps 3] [--seconds 2] [--models DIR] [--json-out F]
 
 A second table checks the method: the three runtimes of each model in one `edgekit bench` command (interleaved
 between blocks), each in its own child process (the default) against all in one process (``--in-process``),
@@ -159,7 +159,7 @@ def run_raw(runtime: str, model: Path, threads: int, seconds: float, cpus) -> np
 def run_edgekit(model: Path, threads: int, seconds: float, tmp: Path) -> dict:
     out = tmp / f"{model.stem}-{model.suffix[1:]}.json"
     cmd = [sys.executable, "-m", "edgekit.cli.main", "bench", str(model), "--threads", str(threads), "--overhead",
-           "--runs", "100000000", "--duration", str(seconds), "--json", str(out)]
+           "--runs", "100000000", "--duration", str(seconds), "--json-out", str(out)]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if p.returncode != 0:
         raise SystemExit(f"edgekit bench {model.name} failed ({p.returncode}):\n{p.stdout[-2000:]}{p.stderr[-2000:]}")
@@ -173,7 +173,7 @@ def run_together(models: list[Path], threads: int, seconds: float, tmp: Path, is
     or ``--in-process``."""
     out = tmp / "together.json"
     cmd = [sys.executable, "-m", "edgekit.cli.main", "bench", *map(str, models), "--threads", str(threads),
-           "--runs", "100000000", "--duration", str(seconds), "--json", str(out)]
+           "--runs", "100000000", "--duration", str(seconds), "--json-out", str(out)]
     p = subprocess.run(cmd + ([] if isolate else ["--in-process"]), capture_output=True, text=True, timeout=900)
     if p.returncode != 0:
         raise SystemExit(f"edgekit bench (together) failed ({p.returncode}):\n{p.stdout[-2000:]}{p.stderr[-2000:]}")
@@ -202,7 +202,7 @@ def main() -> None:
     ap.add_argument("--models", type=Path, default=None, help="keep (and reuse) the converted models here")
     ap.add_argument("--sizes", default=",".join(SIZES))
     ap.add_argument("--runtimes", default="litert,onnxruntime,openvino")
-    ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
+    ap.add_argument("--json-out", type=Path, default=None, help="also write every figure here, as JSON")
     ap.add_argument("--no-method-check", action="store_true",
                     help="skip the second table (all runtimes in one command: isolated vs --in-process)")
     args = ap.parse_args()
@@ -270,8 +270,8 @@ def main() -> None:
         if method:
             print()
             print(_method_table(method))
-        if args.json:
-            args.json.write_text(json.dumps({"agreement": rows, "method_check": method}, indent=2))
+        if args.json_out:
+            args.json_out.write_text(json.dumps({"agreement": rows, "method_check": method}, indent=2))
 
 
 def method_check(models: dict, args, tmp: Path, rows: list[dict]) -> list[dict]:

@@ -175,14 +175,14 @@ def test_cli_options_reach_the_method(tmp_path):
 
     out = tmp_path / "r.json"
     res = CliRunner().invoke(app, ["bench", str(ONNX), "--runs", "20", "--warmup", "2", "--threads", "1",
-                                   "--precision-target", "0.2", "--batch", "2", "--no-pin", "--json", str(out)])
+                                   "--precision-target", "0.2", "--batch", "2", "--no-pin", "--json-out", str(out)])
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     s, row = data["settings"], data["results"][0]
     assert s["precision_target"] == 0.2 and s["cpus"] is None and s["isolation"] == "child process per model"
     assert row["input_shapes"] == {"image": [2, 8, 8, 1]} and row["affinity"] == sorted(os.sched_getaffinity(0))
     res = CliRunner().invoke(app, ["bench", str(ONNX), "--runs", "5", "--in-process", "--input-shape", "image[3,8,8,1]",
-                                   "--json", str(out)])
+                                   "--json-out", str(out)])
     data = json.loads(out.read_text())
     assert res.exit_code == 0 and data["settings"]["isolation"] == "one process"
     assert data["results"][0]["input_shapes"] == {"image": [3, 8, 8, 1]}

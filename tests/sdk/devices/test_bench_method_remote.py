@@ -18,7 +18,7 @@ def test_method_flags_reach_the_device(remote_device, tmp_path):
     out = tmp_path / "b.json"
     r = CliRunner().invoke(app, [str(a) for a in ("bench", ONNX, "--device", "loc", "--runs", 20, "--warmup", 2,
                                                   "--threads", 1, "--batch", 2, "--precision-target", 0.25,
-                                                  "--json", out)])
+                                                  "--json-out", out)])
     assert r.exit_code == 0, f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}\n{r.exception!r}"
     row = json.loads(out.read_text())["results"][0]
     assert row["input_shapes"] == {"image": [2, 8, 8, 1]} and row["batch"] == 2
