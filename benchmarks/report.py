@@ -25,6 +25,7 @@ _BASE_COLUMNS = [
     ("input", "input shape", "input"),
     ("threads", "threads", "thr"),
     ("p50", "p50 ms", "p50"),
+    ("p50_ci", "p50 95% CI ms", "p50 CI"),
     ("p90", "p90 ms", "p90"),
     ("p99", "p99 ms", "p99"),
     ("mean_std", "mean±std ms", "mean±std"),
@@ -152,6 +153,7 @@ def _cells(r: dict, result: dict, compact: bool = False) -> dict[str, str]:
         "backend": str(r.get("backend", DASH)),
         "threads": "auto" if threads is None else str(threads),
         "p50": _ms(lat.get("p50")),
+        "p50_ci": "–".join(_ms(v) for v in r["p50_ci_ms"]) if r.get("p50_ci_ms") else DASH,
         "p90": _ms(lat.get("p90")),
         "p99": _ms(lat.get("p99")),
         "mean_std": _mean_std(lat.get("mean"), lat.get("std")),
@@ -219,6 +221,14 @@ def _notes(result: dict) -> list[str]:
              for r in _ok(result) if r.get("stable") is False]
     notes += [f"{r.get('model', '?')}: native tool {r['native'].get('tool') or '?'} failed: {r['native']['error']}"
               for r in _ok(result) if (r.get("native") or {}).get("error")]
+    notes += [f"{r.get('model', '?')}: {r['outliers']['count']} outlier call(s) "
+              f"({100 * r['outliers']['share']:.1f} %, {r['outliers']['rule']})"
+              for r in _ok(result) if (r.get("outliers") or {}).get("count")]
+    notes += [f"{r.get('model', '?')}: dynamic input(s) {', '.join(r['dynamic_inputs'])} timed at "
+              + ", ".join(f"{k} {shape_text(v)}" for k, v in (r.get("input_shapes") or {}).items())
+              for r in _ok(result) if r.get("dynamic_inputs")]
+    scopes = {r.get("memory_scope") for r in _ok(result) if r.get("memory_scope")}
+    notes += [f"peak RSS: {scope}" for scope in sorted(scopes)]
     if result.get("throttled"):
         notes.append("the CPU throttled during the run: latencies may be inflated")
     if result.get("interrupted"):
@@ -406,7 +416,7 @@ def to_html(result, plot_png: bytes | None = None) -> str:
 
 # the terminal leaves out the least important columns first (priority 0: always shown)
 _PRIORITY = {"model": 0, "p50": 0, "p99": 0, "backend": 1, "stable": 1, "ratio": 1, "overhead": 1, "native_ratio": 1,
-             "precision": 2, "native_p50": 2, "input": 3, "size": 3, "raw_p50": 3, "p90": 4, "load": 4,
+             "precision": 2, "native_p50": 2, "p50_ci": 3, "input": 3, "size": 3, "raw_p50": 3, "p90": 4, "load": 4,
              "throughput": 4, "first": 5, "mean_std": 5, "rss": 5, "format": 6, "threads": 6}
 
 

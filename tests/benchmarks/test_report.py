@@ -311,3 +311,20 @@ def test_a_bench_report_renders_as_its_dict(result, tmp_path):
     pytest.importorskip("matplotlib")
     assert report.plot_latencies(rep, tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert rep.failed == [result["results"][2]] and rep.row("mobilenet.onnx") is result["results"][1]
+
+
+def test_method_fields_reach_the_table_and_notes(result):
+    """The bench method's figures (issue 17) are shown, not only kept in the JSON: the median's CI as a column,
+    counted outliers, the shape a dynamic input was timed at and what the peak RSS measures."""
+    row = result["results"][0]
+    row.update(p50_ci_ms=[1.2211, 1.2473], outliers={"rule": "above Q3 + 3 x IQR, counted not removed",
+                                                     "fence_ms": 1.5, "count": 6, "share": 0.02},
+               dynamic_inputs=["x"], input_shapes={"x": [1, 16]},
+               memory_scope="own child process: its peak RSS over its RSS before loading the runtime")
+    md = report.to_markdown(result)
+    header = _md_cells(_table_lines(md)[0])
+    first = dict(zip(header, _md_cells(_table_lines(md)[2])))
+    assert first["p50 95% CI ms"] == "1.221–1.247"
+    assert "mobilenet.tflite: 6 outlier call(s) (2.0 %, above Q3 + 3 x IQR, counted not removed)" in md
+    assert "mobilenet.tflite: dynamic input(s) x timed at x 1x16" in md
+    assert "peak RSS: own child process" in md
