@@ -21,9 +21,11 @@ EDGE_MODULES = (
     "torch_to_onnx", "torch_to_openvino", "torch_to_coreml", "torchscript_to_onnx",
     "onnx_to_openvino", "onnx_to_savedmodel", "onnx_to_coreml",
     "tflite_to_openvino", "tflite_to_onnx",
+    "torch_to_executorch", "onnx_to_executorch", "torch_to_ncnn", "onnx_to_ncnn",
 )
 
-TARGETS = {"tflite": Format.TFLITE, "coreml": Format.COREML, "openvino": Format.OPENVINO_IR, "onnx": Format.ONNX}
+TARGETS = {"tflite": Format.TFLITE, "coreml": Format.COREML, "openvino": Format.OPENVINO_IR, "onnx": Format.ONNX,
+           "executorch": Format.EXECUTORCH, "ncnn": Format.NCNN}
 MAX_HOPS = 3
 
 

@@ -15,6 +15,8 @@ BACKENDS: dict[str, str] = {
     "coreml": "edgekit.runtimes.coreml:CoreMLRunner",
     "keras": "edgekit.runtimes.keras:KerasRunner",
     "torch": "edgekit.runtimes.torch:TorchRunner",
+    "executorch": "edgekit.runtimes.executorch:ExecuTorchRunner",
+    "ncnn": "edgekit.runtimes.ncnn:NcnnRunner",
 }
 
 # which backends can run a format, best first
@@ -29,6 +31,8 @@ PREFERENCE: dict[Format, tuple[str, ...]] = {
     Format.TORCH_EXPORT: ("torch",),
     Format.TORCHSCRIPT: ("torch",),
     Format.TORCH_PICKLE: ("torch",),
+    Format.EXECUTORCH: ("executorch",),
+    Format.NCNN: ("ncnn",),
 }
 
 

@@ -62,13 +62,14 @@ def check_links(folder: Path, kind: str) -> None:
                                          "model's folder; edgekit reads only files inside a model", _LINK_HINT)
 
 
-def check_ir(xml: Path, bin_path: Path) -> None:
-    """The IR's .xml and .bin resolve inside the .xml's folder (a .bin linked elsewhere is refused)."""
+def check_ir(xml: Path, bin_path: Path, kind: str = "OpenVINO IR") -> None:
+    """The IR's .xml and .bin (an NCNN model's .param and .bin) resolve inside the first file's folder (a .bin
+    linked elsewhere is refused)."""
     folder = os.path.realpath(xml.parent)
     for f in (xml, bin_path):
         target = os.path.realpath(f)
         if not _inside(folder, target):
-            raise ModelFileError(f"OpenVINO IR file {f.name} is a symlink to {target}, outside the model's folder "
+            raise ModelFileError(f"{kind} file {f.name} is a symlink to {target}, outside the model's folder "
                                  f"{folder}; edgekit reads only files inside a model", _LINK_HINT)
 
 

@@ -23,6 +23,8 @@ class Format(str, enum.Enum):
     TFLITE = "tflite"
     COREML = "coreml"  # .mlpackage folder or .mlmodel spec
     OPENVINO_IR = "openvino-ir"
+    EXECUTORCH = "executorch"  # ExecuTorch program .pte (flatbuffer, identifier ET12)
+    NCNN = "ncnn"  # NCNN .param text (magic 7767517) + .bin weights
 
     def __str__(self) -> str:
         return self.value
@@ -47,7 +49,9 @@ _KNOWN_EXT = {
     ".tflite": Format.TFLITE, ".lite": Format.TFLITE, ".onnx": Format.ONNX, ".keras": Format.KERAS,
     ".h5": Format.KERAS_H5, ".hdf5": Format.KERAS_H5, ".pt2": Format.TORCH_EXPORT, ".pt": Format.TORCHSCRIPT,
     ".pth": Format.TORCH_PICKLE, ".mlmodel": Format.COREML, ".xml": Format.OPENVINO_IR,
+    ".pte": Format.EXECUTORCH, ".param": Format.NCNN,
 }
+NCNN_MAGIC = b"7767517"
 
 
 def _all_files(folder: Path) -> list[Path]:
@@ -61,6 +65,9 @@ def _detect_dir(p: Path) -> ModelSource:
     if (p / "Manifest.json").is_file() and (p / "Data").is_dir():
         trust.check_mlpackage(p)
         return ModelSource(p, Format.COREML, _all_files(p))
+    params = [x for x in sorted(p.glob("*.param")) if _is_ncnn_param(x)]
+    if len(params) == 1:
+        return _ncnn_source(params[0])
     irs = [x for x in sorted(p.glob("*.xml")) if _is_ir_xml(x)]
     if len(irs) == 1:
         return _ir_source(irs[0])
@@ -69,7 +76,32 @@ def _detect_dir(p: Path) -> ModelSource:
             f"folder {p} holds {len(irs)} OpenVINO IR models ({', '.join(x.name for x in irs)})",
             "pass the .xml file of the model you mean",
         )
-    raise UnsupportedFormatError(f"folder {p} holds no model (no saved_model.pb, Manifest.json or IR .xml)")
+    if len(params) > 1:
+        raise UnsupportedFormatError(f"folder {p} holds {len(params)} NCNN models ({', '.join(x.name for x in params)})",
+                                     "pass the .param file of the model you mean")
+    raise UnsupportedFormatError(f"folder {p} holds no model (no saved_model.pb, Manifest.json, IR .xml or NCNN .param)")
+
+
+def _is_ncnn_param(p: Path) -> bool:
+    try:
+        with open(p, "rb") as f:
+            return f.read(len(NCNN_MAGIC) + 1).rstrip() == NCNN_MAGIC
+    except OSError:
+        return False
+
+
+def _ncnn_weights(param: Path) -> Path:
+    """model.ncnn.param -> model.ncnn.bin (pnnx's names), model.param -> model.bin."""
+    return param.with_suffix(".bin")
+
+
+def _ncnn_source(param: Path) -> ModelSource:
+    bin_path = _ncnn_weights(param)
+    if not bin_path.is_file():
+        raise ModelFileError(f"NCNN model {param.name} has no weights file {bin_path.name} beside it",
+                             "copy the .bin file written with the .param into the same folder")
+    trust.check_ir(param, bin_path, "NCNN model")  # as an IR pair: both files inside the model's folder
+    return ModelSource(param, Format.NCNN, [param, bin_path])
 
 
 def _is_ir_xml(p: Path) -> bool:
@@ -150,10 +182,15 @@ def detect(path: str | os.PathLike) -> ModelSource:
         raise ModelFileError(f"{p.name} is empty (0 bytes)")
 
     from edgekit.formats.onnx_scan import looks_like_onnx
+    from edgekit.formats.pte_fb import is_pte
     from edgekit.formats.tflite_fb import is_tflite
 
     if is_tflite(head):
         return ModelSource(p, Format.TFLITE, [p])
+    if is_pte(head):
+        return ModelSource(p, Format.EXECUTORCH, [p])
+    if head.startswith(NCNN_MAGIC) and head[len(NCNN_MAGIC):len(NCNN_MAGIC) + 1] in (b"\n", b"\r", b" "):
+        return _ncnn_source(p)
     if head.startswith(_HDF5_MAGIC):
         return ModelSource(p, Format.KERAS_H5, [p])
     claimed = _KNOWN_EXT.get(ext)
@@ -165,6 +202,8 @@ def detect(path: str | os.PathLike) -> ModelSource:
         return _ir_source(p)
     if ext == ".bin" and p.with_suffix(".xml").is_file() and _is_ir_xml(p.with_suffix(".xml")):
         return _ir_source(p.with_suffix(".xml"))
+    if ext == ".bin" and _is_ncnn_param(p.with_suffix(".param")):
+        return _ncnn_source(p.with_suffix(".param"))
     if head[:1] == b"\x80":  # a pickle (protocol 2+) named like a format that runs no code is refused
         trust.check_claim(p, claimed and claimed.value, "pickle")
     if head[:1] == b"\x80" and ext in (".pt", ".pth", ".pkl", ".pickle", ".joblib", ".bin"):

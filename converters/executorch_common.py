@@ -1,0 +1,206 @@
+"""What the ExecuTorch edges share: re-export with named inputs, int8 through PT2E, lowering to XNNPACK, writing
+the .pte and the smoke run after every export.
+
+Names: a .pte keeps no input names, so the program is re-exported from a module whose ``forward`` takes the
+source's inputs as keyword arguments; the input pytree spec stored in the program then holds them (read back by
+sdk/formats/pte_fb.py). Names that are not Python identifiers stay positional (input_0, ...).
+
+int8 (``--precision int8``): torchao's PT2E flow (prepare_pt2e with XNNPACK's quantizer, the user's calibration
+samples run through the prepared module, convert_pt2e), then the same lowering; XNNPACK runs the quantized ops.
+
+Smoke run: ExecuTorch's prebuilt runtime links only the core ATen kernels and the backends it was built with, so
+a program can export and still miss a kernel at run time. Every written program is loaded and run once on the
+example inputs through edgekit's ExecuTorch runner; a failure is a ConversionError saying so.
+"""
+
+from __future__ import annotations
+
+import inspect as pyinspect
+from pathlib import Path
+
+from edgekit.errors import ConversionError
+from edgekit.formats import Format
+
+from .base import Artifact, ConvertOptions, fail
+
+RANGE_MAX = 1024  # ExecuTorch plans memory for the upper bound of every dynamic dim
+
+
+def user_inputs(ep) -> list:
+    nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+    return [nodes[n].meta["val"] for n in ep.graph_signature.user_inputs]
+
+
+def _named_module(inner, names: list[str]):
+    """A module whose forward takes ``names`` as keyword-only arguments and calls ``inner`` positionally."""
+    import torch
+
+    class Named(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args, **kw):
+            return self.inner(*args, *[kw[n] for n in names[len(args):]])
+
+    params = [pyinspect.Parameter("self", pyinspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [pyinspect.Parameter(n, pyinspect.Parameter.KEYWORD_ONLY) for n in names]
+    Named.forward.__signature__ = pyinspect.Signature(params)
+    return Named()
+
+
+def _dims(ep, names: list[str], options: ConvertOptions):
+    """Example tensors (dynamic dims at >= 2) and dynamic_shapes for re-exporting ``ep`` with bounded ranges;
+    a dim fixed by --input-shape stays fixed."""
+    import torch
+
+    dims: dict[str, object] = {}
+    args, dynamic = [], []
+    for name, v in zip(names, user_inputs(ep)):
+        given = options.input_shapes.get(name) or ()
+        shape, spec = [], {}
+        for j, d in enumerate(v.shape):
+            if isinstance(d, int):
+                shape.append(d)
+                continue
+            if j < len(given) and given[j] is not None and int(given[j]) > 0:
+                shape.append(int(given[j]))
+                continue
+            key = str(d)
+            if key not in dims:
+                rc = ep.range_constraints.get(d.node.expr)
+                lo = max(int(rc.lower), 1) if rc is not None else 1
+                hi = int(rc.upper) if rc is not None and rc.upper.is_finite else RANGE_MAX
+                dims[key] = torch.export.Dim(f"d{len(dims)}", min=lo, max=min(hi, RANGE_MAX))
+            spec[j] = dims[key]
+            shape.append(max(2, getattr(dims[key], "min", 2) or 2))
+        make = torch.randn if v.dtype.is_floating_point else (lambda *s, dtype: torch.randint(0, 10, s, dtype=dtype))
+        args.append(make(*shape, dtype=v.dtype))
+        dynamic.append(spec or None)
+    return args, dynamic
+
+
+def named_program(ep, names: list[str], options: ConvertOptions):
+    """``ep`` re-exported with its inputs as keyword arguments named ``names`` (when they are identifiers) and its
+    dynamic dims bounded; returns (program, example kwargs or args)."""
+    import torch
+
+    args, dynamic = _dims(ep, names, options)
+    module = ep.module()
+    if all(n.isidentifier() for n in names) and len(set(names)) == len(names):
+        kwargs = dict(zip(names, args))
+        shapes = dict(zip(names, dynamic)) if any(dynamic) else None
+        return torch.export.export(_named_module(module, names), (), kwargs=kwargs, dynamic_shapes=shapes), kwargs
+    return torch.export.export(module, tuple(args),
+                               dynamic_shapes=tuple(dynamic) if any(dynamic) else None), tuple(args)
+
+
+def _calibrate(program, example, options: ConvertOptions, names: list[str], notes: list[str]):
+    """PT2E static int8 with XNNPACK's quantizer over the user's calibration samples; the converted module is
+    exported again (same inputs, same dynamic dims)."""
+    import torch
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    calib = options.compress.calibration or []
+    quantizer = XNNPACKQuantizer().set_global(
+        get_symmetric_quantization_config(is_per_channel=options.compress.per_channel))
+    prepared = prepare_pt2e(program.module(), quantizer)
+    order = options.input_order or names
+    for sample in calib:
+        arrays = [sample[n] for n in order] if all(n in sample for n in order) else list(sample.values())
+        tensors = [torch.from_numpy(a) for a in arrays]
+        if isinstance(example, dict):
+            prepared(**dict(zip(example, tensors)))
+        else:
+            prepared(*tensors)
+    converted = convert_pt2e(prepared)
+    q = sum(1 for n in converted.graph.nodes if "quantize_per" in str(n.target))
+    if q == 0:
+        raise ConversionError("executorch int8 had no effect: XNNPACK's quantizer annotated no operator",
+                              "the model has no convolution or linear layer XNNPACK quantizes")
+    notes.append(f"int8 (PT2E, XNNPACKQuantizer, {'per-channel' if options.compress.per_channel else 'per-tensor'} "
+                 f"weights), calibrated on {len(calib)} samples: {q} quantize ops")
+    shapes = program.example_inputs  # keep the program's signature: re-export the converted graph module
+    kw = shapes[1] if shapes[1] else None
+    return torch.export.export(converted, tuple(shapes[0]), kwargs=kw,
+                               dynamic_shapes=_same_dynamism(program))
+
+
+def _same_dynamism(program):
+    """The dynamic_shapes that reproduce ``program``'s symbolic input dims (kwargs-keyed when it takes kwargs)."""
+    import torch
+
+    args, kwargs = program.example_inputs
+    specs, dims = [], {}
+    for v in user_inputs(program):
+        spec = {}
+        for j, d in enumerate(v.shape):
+            if not isinstance(d, int):
+                key = str(d)
+                if key not in dims:
+                    rc = program.range_constraints.get(d.node.expr)
+                    dims[key] = torch.export.Dim(f"q{len(dims)}", min=max(int(rc.lower), 1),
+                                                 max=int(rc.upper))
+                spec[j] = dims[key]
+        specs.append(spec or None)
+    if not any(specs):
+        return None
+    if kwargs:
+        return dict(zip(kwargs, specs))
+    return tuple(specs)
+
+
+def write_pte(ep, names: list[str], src: Artifact, options: ConvertOptions, out: Path, notes: list[str]) -> Artifact:
+    """Name, (quantize,) lower to XNNPACK, write ``<stem>.pte`` and run it once."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    if options.float_precision == "fp16":  # check_compression refuses it first; this guards direct edge use
+        raise ConversionError("executorch has no fp16 conversion here", "convert in fp32, or use int8")
+    try:
+        program, example = named_program(ep, names, options)
+    except Exception as e:
+        raise fail("torch.export with named inputs failed", e) from e
+    precision = "fp32"
+    if options.compress is not None and options.compress.precision == "int8":
+        try:
+            program = _calibrate(program, example, options, names, notes)
+        except ConversionError:
+            raise
+        except Exception as e:
+            raise fail("ExecuTorch int8 (PT2E) quantization failed", e) from e
+        precision = "int8"
+    try:
+        lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch()
+    except Exception as e:
+        raise fail("lowering to ExecuTorch (XNNPACK) failed", e) from e
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{src.path.stem}.pte"
+    path.write_bytes(lowered.buffer)
+    smoke_run(path, example)
+    return Artifact(path, Format.EXECUTORCH, precision=precision, notes=notes)
+
+
+def smoke_run(path: Path, example) -> None:
+    """Load and run the program once through the ExecuTorch runner (a missing kernel shows only here)."""
+    import numpy as np
+
+    from edgekit.errors import EdgekitError
+    from edgekit.formats import ModelSource
+    from edgekit.runtimes.executorch import ExecuTorchRunner
+
+    r = ExecuTorchRunner(ModelSource(path, Format.EXECUTORCH, [path]), threads=1)
+    try:
+        r.load()
+        values = list(example.values()) if isinstance(example, dict) else list(example)
+        r.infer({s.name: np.ascontiguousarray(v.numpy()) for s, v in zip(r.inputs, values)})
+    except EdgekitError as e:
+        raise ConversionError(f"the ExecuTorch program was written but does not run: {e.message}",
+                              "the runtime lacks a kernel or backend the program needs; report the model's ops "
+                              "(`edgekit inspect`) with the error") from e
+    finally:
+        r.close()

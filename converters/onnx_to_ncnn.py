@@ -1,0 +1,57 @@
+"""ONNX -> NCNN (.ncnn.param + .ncnn.bin) with pnnx, which reads ONNX directly (pnnx_common.py). The I/O keep
+the ONNX names; dims are traced at the sample's sizes with batch 1. TFLite and Keras sources reach this edge
+through tflite_to_onnx / keras_to_onnx."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekit.formats import Format
+
+from .base import Artifact, ConvertOptions, Edge, register
+from .pnnx_common import input_shapes, name_io, run_pnnx
+
+
+def _inline(path: Path, scratch: Path) -> Path:
+    """The model with its external data (torch.onnx.export's .onnx.data) inlined in a copy: pnnx's ONNX Runtime
+    session reads the model from memory and cannot find external files."""
+    import onnx
+
+    if not any(t.data_location == onnx.TensorProto.EXTERNAL for t in onnx.load(str(path), load_external_data=False)
+               .graph.initializer):
+        return path
+    scratch.mkdir(parents=True, exist_ok=True)
+    copy = scratch / path.name
+    onnx.save_model(onnx.load(str(path)), str(copy), save_as_external_data=False)
+    return copy
+
+
+@register
+class OnnxToNcnn(Edge):
+    name = "onnx_to_ncnn"
+    source = (Format.ONNX,)
+    target = Format.NCNN
+    requires = (("onnx", "onnx"), ("pnnx", "pnnx"))
+    extra = "pnnx"
+    install_hint = "pip install 'edgekit[pnnx,onnx]'"
+    tools = ("onnx", "pnnx")
+    priority = 2
+
+    def run(self, src: Artifact, options: ConvertOptions, out: Path) -> Artifact:
+        import onnx
+
+        from .onnx_to_coreml import _onnx_inputs
+        from .onnx_torch_shape_ops import DTYPES
+
+        model = onnx.load(str(src.path), load_external_data=False)
+        inputs = _onnx_inputs(model)
+        names = [n for n, _, _ in inputs]
+        shapes = [[d if isinstance(d, int) else None for d in dims] for _, _, dims in inputs]
+        dtypes = [str(DTYPES.get(elem, "float32")) for _, elem, _ in inputs]
+        dims = input_shapes(names, shapes, options)
+        scratch = out.parent / f".pnnx-{src.path.stem}"
+        fp16 = options.float_precision == "fp16"
+        notes: list[str] = []
+        param, _ = run_pnnx(_inline(src.path, scratch), dims, dtypes, fp16, out, src.path.stem, scratch)
+        name_io(param, names, [o.name for o in model.graph.output], [[1] + s[1:] for s in shapes], notes)
+        return Artifact(param, Format.NCNN, precision="fp16" if fp16 else "fp32", notes=notes)
