@@ -38,7 +38,7 @@ MODIFIERS = {"per_channel": True, "int8_io": False, "calibrate_method": None, "a
              "quant_format": None, "keep_float": 0, "preset": None, "smooth_quant": False}
 CHOICES = {"calibrate_method": ("minmax", "entropy", "percentile"), "activation_type": ("u8", "s8"),
            "quant_format": ("qdq", "qoperator"), "preset": ("performance", "mixed")}
-MODULES = ("compress_onnx", "compress_openvino", "compress_coreml", "compress_tflite")
+MODULES = ("compress_onnx", "compress_openvino", "compress_coreml", "compress_tflite", "compress_executorch")
 
 
 class OptionError(InputError, ConversionError):
@@ -385,6 +385,13 @@ def check_compression(targets, options, *, source: Format | None = None) -> dict
     """Check, before any conversion starts, that every target can honour every compression option. Returns the
     plan (target -> pass names, in order); raises an OptionError (an InputError) naming the first target and
     option that cannot be honoured, or a MissingDependencyError naming the extra a pass needs."""
+    load_passes()
+    for x in targets:
+        t = _target(x)
+        if float_precision(options) == "fp16" and (t, "fp16") in REFUSALS:
+            why, hint = REFUSALS[(t, "fp16")]
+            raise OptionError(f"{target_name(t)} cannot honour --precision fp16: {why}", hint, target=target_name(t),
+                              option="precision")
     return {(t := _target(x)): [p.name for p in select(t, options, source=source)] for x in targets}
 
 

@@ -1,6 +1,12 @@
 """ONNX -> NCNN (.ncnn.param + .ncnn.bin) with pnnx, which reads ONNX directly (pnnx_common.py). The I/O keep
 the ONNX names; dims are traced at the sample's sizes with batch 1. TFLite and Keras sources reach this edge
-through tflite_to_onnx / keras_to_onnx."""
+through tflite_to_onnx / keras_to_onnx.
+
+Known limit (pnnx 20261020): on the dynamic-sequence fixture (MatMul on a 3-D input, then ReduceMean over the
+sequence) pnnx writes a Reduction that keeps the sequence axis, from ONNX and from the ONNX graph lowered to torch
+alike; the parity gate fails it (output [1, 7, 6] for [1, 6]). The same model from PyTorch (torch_to_ncnn, an
+nn.Linear) converts exactly.
+"""
 
 from __future__ import annotations
 

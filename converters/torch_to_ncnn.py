@@ -19,6 +19,32 @@ from .pnnx_common import input_shapes, name_io, run_pnnx
 _DTYPE = {"torch.float32": "float32", "torch.float16": "float16", "torch.int64": "int64", "torch.int32": "int32"}
 
 
+def program_to_ncnn(ep, names: list[str], out_names: list[str], src: Artifact, options: ConvertOptions, out: Path,
+                    notes: list[str]) -> Artifact:
+    """Trace ``ep`` at the sample's shapes (batch 1), run pnnx on the TorchScript and name the I/O."""
+    import torch
+
+    scratch = out.parent / f".pnnx-{src.path.stem}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+    vals = [nodes[n].meta["val"] for n in ep.graph_signature.user_inputs]
+    shapes = [[d if isinstance(d, int) else None for d in v.shape] for v in vals]
+    dtypes = [_DTYPE.get(str(v.dtype), "float32") for v in vals]
+    dims = input_shapes(names, shapes, options)
+    args = tuple((torch.randn if v.dtype.is_floating_point else torch.zeros)(*d, dtype=v.dtype)
+                 for v, d in zip(vals, dims))
+    traced = scratch / f"{src.path.stem}.pt"
+    try:
+        with torch.no_grad():
+            torch.jit.trace(ep.module(), args, check_trace=False).save(str(traced))
+    except Exception as e:
+        raise fail("tracing the torch.export program for pnnx failed", e) from e
+    fp16 = options.float_precision == "fp16"
+    param, _ = run_pnnx(traced, dims, dtypes, fp16, out, src.path.stem, scratch)
+    name_io(param, names, out_names, [[1] + s[1:] for s in shapes], notes)
+    return Artifact(param, Format.NCNN, precision="fp16" if fp16 else "fp32", notes=notes)
+
+
 @register
 class TorchToNcnn(Edge):
     name = "torch_to_ncnn"
@@ -31,29 +57,7 @@ class TorchToNcnn(Edge):
     priority = 2
 
     def run(self, src: Artifact, options: ConvertOptions, out: Path) -> Artifact:
-        import torch
-
-        scratch = out.parent / f".pnnx-{src.path.stem}"
-        scratch.mkdir(parents=True, exist_ok=True)
-        notes: list[str] = []
         ep = torch_program(src, options)
-        nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
-        vals = [nodes[n].meta["val"] for n in ep.graph_signature.user_inputs]
-        names = list(ep.graph_signature.user_inputs)
-        shapes = [[d if isinstance(d, int) else None for d in v.shape] for v in vals]
-        dtypes = [_DTYPE.get(str(v.dtype), "float32") for v in vals]
-        dims = input_shapes(names, shapes, options)
-        args = tuple((torch.randn if v.dtype.is_floating_point else torch.zeros)(*d, dtype=v.dtype)
-                     for v, d in zip(vals, dims))
-        traced = scratch / f"{src.path.stem}.pt"
-        try:
-            with torch.no_grad():
-                torch.jit.trace(ep.module(), args, check_trace=False).save(str(traced))
-        except Exception as e:
-            raise fail("tracing the torch.export program for pnnx failed", e) from e
         n_out = len(ep.graph_signature.user_outputs)
-        fp16 = options.float_precision == "fp16"
-        param, _ = run_pnnx(traced, dims, dtypes, fp16, out, src.path.stem, scratch)
-        name_io(param, names, [f"output_{i}" for i in range(n_out)],
-                [[1] + [d if isinstance(d, int) else None for d in s[1:]] for s in shapes], notes)
-        return Artifact(param, Format.NCNN, precision="fp16" if fp16 else "fp32", notes=notes)
+        return program_to_ncnn(ep, list(ep.graph_signature.user_inputs), [f"output_{i}" for i in range(n_out)],
+                               src, options, out, [])

@@ -27,9 +27,14 @@ DTYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16
           11: "bool", 12: "int8", 13: "uint8", 14: "int32", 15: "bfloat16", 27: "uint16", 28: "uint32",
           29: "uint64"}
 _TENSOR = 5  # KernelTypes union (NONE = 0): Null, Int, Bool, Double, Tensor, ...
+# XNNDatatype (backends/xnnpack/serialization/runtime_schema.fbs) -> edgekit's precision words
+XNN_DTYPES = {1: "fp32", 2: "fp16", 3: "int8", 4: "int8", 5: "int32", 6: "int8", 7: "int32", 8: "int4", 9: "int8",
+              10: "int4", 11: "int8", 12: "int32", 13: "fp32", 14: "bf16"}
 _U8 = struct.Struct("<B")
+_I16 = struct.Struct("<h")
 _I8 = struct.Struct("<b")
 _I32 = struct.Struct("<i")
+_U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 
 
@@ -49,6 +54,7 @@ class PteInfo:
     ops: Counter = field(default_factory=Counter)
     constant_bytes: int = 0
     delegates: list[str] = field(default_factory=list)  # backend ids, e.g. XnnpackBackend
+    xnnpack_constants: Counter = field(default_factory=Counter)  # constant tensors in XNNPACK graphs, by dtype
 
     @property
     def op_histogram(self) -> dict[str, int]:
@@ -134,4 +140,62 @@ def read_pte(data) -> PteInfo:
         consts += v[1] if v else 0
     for s in r.tables(root, 4, "segments") or []:
         consts += r.scalar(s, 1, _U64, 0, "segment size")
-    return PteInfo(names, ins, outs, ops, consts, delegates)
+    info = PteInfo(names, ins, outs, ops, consts, delegates)
+    info.xnnpack_constants = _xnnpack_constants(r, data, root, plan)
+    return info
+
+
+def _segment_base(data) -> int:
+    """The segments' base offset from the extended header ("eh00" at byte 8), 0 when there is none."""
+    if bytes(data[8:12]) != b"eh00" or len(data) < 32:
+        return 0
+    return _U64.unpack_from(data, 24)[0]
+
+
+def _xnnpack_constants(r: _Reader, data, root, plan) -> Counter:
+    """Dtypes of the constant tensors (weights) in the program's XNNPACK graphs: the delegate payload is an
+    XNNPACK header (XH00) + an XNNGraph flatbuffer, stored inline or in a segment after the program."""
+    found: Counter = Counter()
+    segments = r.tables(root, 4, "segments") or []
+    inline = r.tables(root, 3, "delegate data") or []
+    base = _segment_base(data)
+    for d in r.tables(plan, 7, "delegates") or []:
+        if (r.string(d, 0, "delegate id") or "") != "XnnpackBackend":
+            continue
+        ref = r.table_at(d, 1, "delegate data reference")
+        if ref is None:
+            continue
+        loc, idx = r.scalar(ref, 0, _U8, 0, "data location"), r.scalar(ref, 1, _U32, 0, "data index")
+        if loc == 1 and idx < len(segments):
+            start = base + r.scalar(segments[idx], 0, _U64, 0, "segment offset")
+            size = r.scalar(segments[idx], 1, _U64, 0, "segment size")
+        elif loc == 0 and idx < len(inline):
+            v = r.vec(inline[idx], 0, 1, "delegate data", spend=False)
+            if v is None:
+                continue
+            start, size = v
+        else:
+            raise FlatbufferError(f"delegate data {idx} (location {loc}) is not in the file")
+        if start + size > len(data) or size < 30:
+            raise FlatbufferError("an XNNPACK payload lies past the end of the file")
+        blob = memoryview(data)[start:start + size]
+        if bytes(blob[4:8]) != b"XH00":
+            continue
+        fb_off, fb_size = _U32.unpack_from(blob, 10)[0], _U32.unpack_from(blob, 14)[0]
+        if fb_off + fb_size > size:
+            raise FlatbufferError("an XNNPACK payload's graph lies past its end")
+        g = _Reader(blob[fb_off:fb_off + fb_size])
+        graph = g.table(g.deref(0, "XNNPACK graph root"), "XNNGraph")
+        for xv in g.tables(graph, 2, "XNNPACK values") or []:
+            kind = g.scalar(xv, 0, _U8, 0, "XNNPACK value type")
+            t = g.table_at(xv, 1, "XNNPACK value")
+            if t is None:
+                continue
+            if kind == 2:  # XNNQuantizedTensorValue: its tensor_value
+                t = g.table_at(t, 0, "quantized tensor value")
+                if t is None:
+                    continue
+            if g.scalar(t, 3, _U32, 0, "constant buffer index"):
+                code = g.scalar(t, 0, _I16, 0, "XNNPACK datatype")
+                found[XNN_DTYPES.get(code, f"xnn_datatype_{code}")] += 1
+    return found
