@@ -175,7 +175,11 @@ def write_pte(ep, names: list[str], src: Artifact, options: ConvertOptions, out:
             raise fail("ExecuTorch int8 (PT2E) quantization failed", e) from e
         precision = "int8"
     try:
-        lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch()
+        from edgekit.formats.pte_fb import DYNAMIC_DIMS
+
+        flags = [int(not isinstance(d, int)) for v in user_inputs(program) for d in v.shape]
+        lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()],
+                                              constant_methods={DYNAMIC_DIMS: flags} if flags else None).to_executorch()
     except Exception as e:
         raise fail("lowering to ExecuTorch (XNNPACK) failed", e) from e
     out.mkdir(parents=True, exist_ok=True)

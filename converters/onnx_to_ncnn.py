@@ -59,5 +59,8 @@ class OnnxToNcnn(Edge):
         fp16 = options.float_precision == "fp16"
         notes: list[str] = []
         param, _ = run_pnnx(_inline(src.path, scratch), dims, dtypes, fp16, out, src.path.stem, scratch)
-        name_io(param, names, [o.name for o in model.graph.output], [[1] + s[1:] for s in shapes], notes)
+        out_shapes = [[1] + [d.dim_value or None for d in o.type.tensor_type.shape.dim][1:]
+                      if o.type.tensor_type.HasField("shape") else None for o in model.graph.output]
+        name_io(param, names, [o.name for o in model.graph.output], [[1] + s[1:] for s in shapes], notes,
+                out_shapes)
         return Artifact(param, Format.NCNN, precision="fp16" if fp16 else "fp32", notes=notes)

@@ -4,8 +4,9 @@ pnnx ships as a native program inside the ``pnnx`` wheel; edgekit runs it in a c
 writes placed explicitly (only the .ncnn pair lands in the output folder). ``fp16=0`` for an fp32 target: pnnx
 writes fp16 weights by default (DESIGN.md field notes). pnnx names the I/O in0, in1, ... / out0, out1, ...;
 ``name_io`` renames the inputs to the source's names, appends one ``Noop`` per output (the source's output name,
-in the source's order: NCNN lists outputs in the order blobs are produced) and writes each input's shape without
-its batch into the Input layer (w/h/d/c; 0 for a dim of any size), so the runner can describe the model.
+in the source's order: NCNN lists outputs in the order blobs are produced) and writes each input's and output's
+shape without its batch into the Input / Noop layer (w/h/d/c; 0 for a dim of any size; NCNN reads neither), so the
+runner can describe the model and give outputs the source's rank (an NCNN Mat drops dims of size 1).
 NCNN runs one sample per call: the batch is exported as 1.
 """
 
@@ -83,8 +84,17 @@ def _blob_name(name: str) -> bool:
     return 0 < len(name) < 256 and not any(c.isspace() for c in name)
 
 
+def _shape_params(shape: list) -> dict[str, str]:
+    """An NCNN shape (w/h/d/c params) of ``shape`` without its batch; 0 for a dim of any size."""
+    dims = [d if isinstance(d, int) and d > 0 else 0 for d in shape[1:]]
+    if not dims or len(dims) > 4:
+        return {}
+    keys = {1: ("0",), 2: ("1", "0"), 3: ("2", "1", "0"), 4: ("2", "11", "1", "0")}[len(dims)]
+    return {k: str(v) for k, v in sorted(zip(keys, dims), key=lambda kv: int(kv[0]))}
+
+
 def name_io(param: Path, in_names: list[str], out_names: list[str], shapes: list[list[int | None]],
-            notes: list[str]) -> None:
+            notes: list[str], out_shapes: list[list[int | None]] | None = None) -> None:
     """Rename pnnx's in0.../out0... to the source's names (see the module docstring), in place."""
     from edgekit.formats.ncnn_param import NcnnLayer, read_param
 
@@ -110,9 +120,7 @@ def name_io(param: Path, in_names: list[str], out_names: list[str], shapes: list
             rename(la.tops[0], name)
         else:
             notes.append(f"input '{name}' is named {la.tops[0]} in the NCNN model (a blob name has no spaces)")
-        dims = [d if isinstance(d, int) and d > 0 else 0 for d in shape[1:]]
-        keys = {1: ("0",), 2: ("1", "0"), 3: ("2", "1", "0"), 4: ("2", "11", "1", "0")}[len(dims)]
-        la.params = {k: str(v) for k, v in sorted(zip(keys, dims), key=lambda kv: int(kv[0]))}
+        la.params = _shape_params(shape)
     outs = p.outputs
     if len(outs) != len(out_names):
         raise ConversionError(f"pnnx wrote {len(outs)} outputs where the source has {len(out_names)}",
@@ -120,5 +128,8 @@ def name_io(param: Path, in_names: list[str], out_names: list[str], shapes: list
     order = sorted(outs, key=lambda b: int(b.split(".")[0][3:]) if b.split(".")[0][3:].isdigit() else 1 << 30)
     for i, (blob, name) in enumerate(zip(order, out_names)):
         top = name if _blob_name(name) else f"output_{i}"
-        p.layers.append(NcnnLayer("Noop", f"edgekit_output_{i}", [blob], [top]))
+        shape = (out_shapes or [])[i] if i < len(out_shapes or []) else None
+        # the source's output shape rides on the Noop (NCNN ignores a Noop's params), as an Input's does
+        p.layers.append(NcnnLayer("Noop", f"edgekit_output_{i}", [blob], [top],
+                                  _shape_params(shape) if shape else {}))
     param.write_text(p.text())

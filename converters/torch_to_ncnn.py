@@ -36,12 +36,16 @@ def program_to_ncnn(ep, names: list[str], out_names: list[str], src: Artifact, o
     traced = scratch / f"{src.path.stem}.pt"
     try:
         with torch.no_grad():
-            torch.jit.trace(ep.module(), args, check_trace=False).save(str(traced))
+            static = torch.export.export(ep.module(), args).module()  # no SymInts: jit.trace cannot take them
+            torch.jit.trace(static, args, check_trace=False).save(str(traced))
     except Exception as e:
         raise fail("tracing the torch.export program for pnnx failed", e) from e
     fp16 = options.float_precision == "fp16"
     param, _ = run_pnnx(traced, dims, dtypes, fp16, out, src.path.stem, scratch)
-    name_io(param, names, out_names, [[1] + s[1:] for s in shapes], notes)
+    outs = [n.meta.get("val") for n in ep.graph.output_node().args[0]] if hasattr(ep.graph, "output_node") else []
+    out_shapes = [[1] + [d if isinstance(d, int) else None for d in v.shape[1:]] if hasattr(v, "shape") else None
+                  for v in outs]
+    name_io(param, names, out_names, [[1] + s[1:] for s in shapes], notes, out_shapes)
     return Artifact(param, Format.NCNN, precision="fp16" if fp16 else "fp32", notes=notes)
 
 

@@ -63,7 +63,7 @@ class ExecuTorchRunner(Runner):
         try:
             with quiet_native():
                 program = Runtime.get().load_program(str(path))
-                method = "forward" if "forward" in program.method_names else sorted(program.method_names)[0]
+                method = "forward" if "forward" in program.method_names else self.info.methods[0]
                 self.method = program.load_method(method)
         except Exception as e:  # the runtime raises RuntimeError/ValueError with its own codes
             raise ModelFileError(f"ExecuTorch could not load {path.name}: {first_line(e)}",

@@ -35,6 +35,11 @@ def _fp16(runner, weights) -> bool:
     return stored_fp16(weights)
 
 
+def _fits(size: int, shape: list[int]) -> bool:
+    known = int(np.prod([d for d in shape if d != -1]))
+    return known > 0 and (size == known if -1 not in shape else size % known == 0)
+
+
 class NcnnRunner(Runner):
     name = "ncnn"
     formats = (Format.NCNN,)
@@ -69,7 +74,11 @@ class NcnnRunner(Runner):
         self.inputs = [TensorSpec(name=la.tops[0], shape=self.param.input_shape(la), dtype="float32")
                        for la in self.param.inputs]
         outs = list(net.output_names())
-        self.outputs = [TensorSpec(name=n, shape=None, dtype="float32") for n in outs]
+        self.outputs = [TensorSpec(name=n, shape=self.param.input_shape(self.param.output_layer(n)), dtype="float32")
+                        for n in outs]
+        # the declared rank back onto NCNN's Mats (which drop dims of size 1): [1, ...] with -1 for one free dim
+        self._reshape = {s.name: [-1 if d is None else d for d in s.shape] for s in self.outputs
+                         if s.shape is not None and sum(d is None for d in s.shape) <= 1}
         self._in = [s.name for s in self.inputs]
         self._out = outs
         self.precision = "fp16" if fp16 else "fp32"
@@ -101,7 +110,9 @@ class NcnnRunner(Runner):
             if ret != 0:
                 raise BackendError(f"NCNN inference failed computing '{n}' (code {ret})",
                                    "check the input shapes against `edgekit inspect MODEL`")
-            out[n] = np.array(m)[None]
+            y = np.array(m)
+            shape = self._reshape.get(n)
+            out[n] = y.reshape(shape) if shape is not None and _fits(y.size, shape) else y[None]
         return out
 
     def raw_call(self, feeds):

@@ -66,9 +66,15 @@ class NcnnParam:
             n += _int(la.params.get(size, "0")) + (_int(la.params.get("0", "0")) if la.params.get(bias) == "1" else 0)
         return n
 
-    def input_shape(self, layer: NcnnLayer) -> list[int | None] | None:
-        """The input's shape with edgekit's leading batch of 1, from the Input layer's w/h/(d)/c params (0 marks a
-        dim of any size); None when the layer declares none."""
+    def output_layer(self, blob: str) -> NcnnLayer | None:
+        """The layer producing output ``blob`` (edgekit's Noop carries the output's shape)."""
+        return next((la for la in self.layers if blob in la.tops), None)
+
+    def input_shape(self, layer: NcnnLayer | None) -> list[int | None] | None:
+        """The shape an Input (or edgekit's output Noop) declares, with edgekit's leading batch of 1, from its
+        w/h/(d)/c params (0 marks a dim of any size); None when the layer declares none."""
+        if layer is None:
+            return None
         keys = [k for k in ("2", "11", "1", "0") if k in layer.params]  # c, d, h, w: outermost first
         if not keys:
             return None

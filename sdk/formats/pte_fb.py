@@ -30,6 +30,11 @@ _TENSOR = 5  # KernelTypes union (NONE = 0): Null, Int, Bool, Double, Tensor, ..
 # XNNDatatype (backends/xnnpack/serialization/runtime_schema.fbs) -> edgekit's precision words
 XNN_DTYPES = {1: "fp32", 2: "fp16", 3: "int8", 4: "int8", 5: "int32", 6: "int8", 7: "int32", 8: "int4", 9: "int8",
               10: "int4", 11: "int8", 12: "int32", 13: "fp32", 14: "bf16"}
+_INT = 2  # KernelTypes.Int
+_I64 = struct.Struct("<q")
+# the constant method edgekit adds to a program: one flag per input dim, 1 where the dim may change (a .pte marks
+# dynamism per tensor, not per dim)
+DYNAMIC_DIMS = "edgekit_dynamic_dims"
 _U8 = struct.Struct("<B")
 _I16 = struct.Struct("<h")
 _I8 = struct.Struct("<b")
@@ -42,7 +47,8 @@ _U64 = struct.Struct("<Q")
 class PteTensor:
     name: str
     dtype: str
-    shape: list[int | None]  # None: a dim that may change (its bound in ``bound``)
+    shape: list[int | None]  # None: a dim that may change (its upper bound in ``bound``); without edgekit's
+    # per-dim flags (DYNAMIC_DIMS) every dim of a tensor marked dynamic is None
     bound: list[int]
 
 
@@ -112,6 +118,11 @@ def read_pte(data) -> PteInfo:
                          [None if dynamic else s for s in sizes], sizes)
 
     ins = [tensor(i, f"input_{k}") for k, i in enumerate(r.ints(plan, 3, "method inputs") or ())]
+    if DYNAMIC_DIMS in names:  # edgekit's per-dim flags: which dims of a DYNAMIC_BOUND input may change
+        flags = _int_outputs(r, plans[names.index(DYNAMIC_DIMS)])
+        if len(flags) == sum(len(t.bound) for t in ins):
+            for t in ins:
+                t.shape = [None if flags.pop(0) else b for b in t.bound]
     outs = [tensor(i, f"output_{k}") for k, i in enumerate(r.ints(plan, 4, "method outputs") or ())]
     meta = r.table_at(plan, 1, "container metadata")
     given = _names(r.string(meta, 0, "input spec") if meta else None, len(ins))
@@ -143,6 +154,18 @@ def read_pte(data) -> PteInfo:
     info = PteInfo(names, ins, outs, ops, consts, delegates)
     info.xnnpack_constants = _xnnpack_constants(r, data, root, plan)
     return info
+
+
+def _int_outputs(r: _Reader, plan) -> list[int]:
+    """The Int values a constant method returns, in order."""
+    values = r.tables(plan, 2, "values") or []
+    out = []
+    for i in r.ints(plan, 4, "method outputs") or ():
+        if not 0 <= i < len(values) or r.scalar(values[i], 0, _U8, 0, "value type") != _INT:
+            return []
+        t = r.table_at(values[i], 1, "int value")
+        out.append(r.scalar(t, 0, _I64, 0, "int") if t is not None else 0)
+    return out
 
 
 def _segment_base(data) -> int:
