@@ -21,6 +21,9 @@ PACKAGES = {
     "tensorflow": ("tensorflow", "tensorflow", "converter + reference"),
     "keras": ("keras", "tensorflow", "reference"),
     "torch": ("torch", "torch", "converter + reference"),
+    "executorch": ("executorch", "executorch", "runtime + converter (its Python runtime needs torch)"),
+    "ncnn": ("ncnn", "ncnn", "runtime"),
+    "pnnx": ("pnnx", "pnnx", "converter (PyTorch/ONNX -> NCNN)"),
 }
 
 

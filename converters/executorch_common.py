@@ -174,6 +174,8 @@ def write_pte(ep, names: list[str], src: Artifact, options: ConvertOptions, out:
         except Exception as e:
             raise fail("ExecuTorch int8 (PT2E) quantization failed", e) from e
         precision = "int8"
+    if precision == "int8":  # out variants of the quantize/dequantize ops XNNPACK leaves outside its graphs
+        import executorch.kernels.quantized  # noqa: F401
     try:
         from edgekit.formats.pte_fb import DYNAMIC_DIMS
 
@@ -189,22 +191,59 @@ def write_pte(ep, names: list[str], src: Artifact, options: ConvertOptions, out:
     return Artifact(path, Format.EXECUTORCH, precision=precision, notes=notes)
 
 
+_CHILD = """
+import sys, numpy as np
+from edgekit.formats import detect
+from edgekit.runtimes.executorch import ExecuTorchRunner
+from edgekit.errors import EdgekitError
+r = ExecuTorchRunner(detect(sys.argv[1]), threads=1)
+try:
+    r.load()
+    with np.load(sys.argv[2]) as z:
+        r.infer({s.name: z[f"a{i}"] for i, s in enumerate(r.inputs)})
+except EdgekitError as e:
+    print(e.message, file=sys.stderr)
+    sys.exit(3)
+"""
+
+
 def smoke_run(path: Path, example) -> None:
-    """Load and run the program once through the ExecuTorch runner (a missing kernel shows only here)."""
+    """Load and run the program once through the ExecuTorch runner (a missing kernel shows only here). When this
+    process has loaded ExecuTorch's quantized-ops library for the export (it registers runtime kernels too), the
+    run happens in a fresh child process, as on a device, so a kernel the export loaded cannot hide a missing one."""
+    import sys
+
     import numpy as np
 
     from edgekit.errors import EdgekitError
     from edgekit.formats import ModelSource
     from edgekit.runtimes.executorch import ExecuTorchRunner
 
+    values = [np.ascontiguousarray(v.numpy()) for v in (example.values() if isinstance(example, dict) else example)]
+    if "executorch.kernels.quantized" in sys.modules:
+        import subprocess
+
+        feeds = path.parent / f".{path.stem}-smoke.npz"
+        np.savez(feeds, **{f"a{i}": v for i, v in enumerate(values)})
+        try:
+            done = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(feeds)], capture_output=True,
+                                  text=True, timeout=600)
+        finally:
+            feeds.unlink(missing_ok=True)
+        if done.returncode != 0:
+            lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
+            raise ConversionError(f"the ExecuTorch program was written but does not run: "
+                                  f"{lines[-1] if lines else f'exit {done.returncode}'}", _SMOKE_HINT)
+        return
     r = ExecuTorchRunner(ModelSource(path, Format.EXECUTORCH, [path]), threads=1)
     try:
         r.load()
-        values = list(example.values()) if isinstance(example, dict) else list(example)
-        r.infer({s.name: np.ascontiguousarray(v.numpy()) for s, v in zip(r.inputs, values)})
+        r.infer({s.name: v for s, v in zip(r.inputs, values)})
     except EdgekitError as e:
-        raise ConversionError(f"the ExecuTorch program was written but does not run: {e.message}",
-                              "the runtime lacks a kernel or backend the program needs; report the model's ops "
-                              "(`edgekit inspect`) with the error") from e
+        raise ConversionError(f"the ExecuTorch program was written but does not run: {e.message}", _SMOKE_HINT) from e
     finally:
         r.close()
+
+
+_SMOKE_HINT = ("the runtime lacks a kernel or backend the program needs (ops outside the XNNPACK delegate); "
+               "see the ops with `edgekit inspect`, or convert in fp32")

@@ -59,22 +59,57 @@ class ExecuTorchRunner(Runner):
             from executorch.runtime import Runtime
 
         if self.threads:
-            portable_lib._unsafe_reset_threadpool(int(self.threads))
-        try:
             with quiet_native():
-                program = Runtime.get().load_program(str(path))
-                method = "forward" if "forward" in program.method_names else self.info.methods[0]
-                self.method = program.load_method(method)
-        except Exception as e:  # the runtime raises RuntimeError/ValueError with its own codes
-            raise ModelFileError(f"ExecuTorch could not load {path.name}: {first_line(e)}",
-                                 "the program may need a backend or kernels this runtime was built without; "
-                                 "export it again with the XNNPACK partitioner") from e
+                portable_lib._unsafe_reset_threadpool(int(self.threads))
+        program = self._open(Runtime, path)
         self._program = program
         self.inputs = [_spec(t) for t in self.info.inputs]
         self.outputs = [_spec(t) for t in self.info.outputs]
         self._in = [s.name for s in self.inputs]
         self._out = [s.name for s in self.outputs]
-        self.precision = "fp32"  # XNNPACK keeps its packed weights opaque; convert's manifest records int8/fp16
+        consts = self.info.xnnpack_constants  # the weights' dtypes, read from the XNNPACK graphs in the file
+        self.precision = next((p for p in ("int4", "int8", "fp16", "bf16") if consts.get(p)), "fp32")
+
+    def _open(self, Runtime, path):
+        """Load the program and its method; on failure, say why in the runtime's own words (its native log) or
+        name the operators it has no kernel for."""
+        import tempfile
+
+        from edgekit._quiet import captured
+
+        native: list[str] = []
+        with tempfile.NamedTemporaryFile(prefix="edgekit-executorch-", suffix=".log") as log:
+            try:
+                with captured(log.name):  # the runtime says why a method fails only in its native log
+                    program = Runtime.get().load_program(str(path))
+                    method = "forward" if "forward" in program.method_names else self.info.methods[0]
+                    self.method = program.load_method(method)
+                return program
+            except Exception as e:  # the runtime raises RuntimeError/ValueError with its own codes
+                error = e
+                native = [ln.split("] ", 1)[-1] for ln in open(log.name, errors="replace").read().splitlines()
+                          if "fail" in ln.lower() or "missing" in ln.lower()]
+        missing = self._missing_kernels(Runtime.get())
+        if missing:
+            raise ModelFileError(f"ExecuTorch could not load {path.name}: this runtime has no kernel for "
+                                 f"{', '.join(missing)}",
+                                 "those operators stayed outside the XNNPACK delegate; export the model so XNNPACK "
+                                 "takes them, or use a runtime built with those kernels") from error
+        why = "; ".join(dict.fromkeys(native[:2])) or first_line(error)
+        raise ModelFileError(f"ExecuTorch could not load {path.name}: {why}",
+                             "the program may need a backend or kernels this runtime was built without, or its "
+                             "XNNPACK graph was refused at init; export it again with the XNNPACK partitioner") \
+            from error
+
+    def _missing_kernels(self, runtime) -> list[str]:
+        """The program's operators (outside any delegate) that this runtime has no kernel for."""
+        try:
+            have = set(runtime.operator_registry.operator_names)
+            backends = set(runtime.backend_registry.registered_backend_names)
+        except Exception:  # noqa: BLE001 - an older runtime without the registries: no names to give
+            return []
+        ops = [k for k in self.info.ops if not k.startswith("delegate:") and k not in have]
+        return ops + [f"backend {d}" for d in sorted(set(self.info.delegates)) if d not in backends]
 
     def _args(self, feeds):
         import torch

@@ -129,7 +129,10 @@ def read_pte(data) -> PteInfo:
     for t, n in zip(ins, given or ()):
         t.name = n
     ops = Counter()
-    operators = [f"{r.string(o, 0, 'operator name') or '?'}" for o in r.tables(plan, 6, "operators") or []]
+    operators = []
+    for o in r.tables(plan, 6, "operators") or []:
+        name, overload = r.string(o, 0, "operator name") or "?", r.string(o, 1, "operator overload")
+        operators.append(f"{name}.{overload}" if overload else name)  # as the runtime registers kernels
     delegates = [r.string(d, 0, "delegate id") or "?" for d in r.tables(plan, 7, "delegates") or []]
     for chain in r.tables(plan, 5, "chains") or []:
         for ins_t in r.tables(chain, 2, "instructions") or []:

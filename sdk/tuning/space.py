@@ -20,10 +20,13 @@ from edgekit.errors import InputError
 from edgekit.space import Knob
 
 # the runtime each target is measured with (its knobs are that runner's)
-RUNTIME_OF = {"tflite": "litert", "onnx": "onnxruntime", "openvino": "openvino", "coreml": "coreml"}
+RUNTIME_OF = {"tflite": "litert", "onnx": "onnxruntime", "openvino": "openvino", "coreml": "coreml",
+              "executorch": "executorch", "ncnn": "ncnn"}
 OWNERS = ("edgekit.converters.base", "edgekit.converters.compress_onnx", "edgekit.converters.compress_openvino",
           "edgekit.converters.compress_tflite", "edgekit.converters.compress_coreml",
-          "edgekit.runtimes.onnxruntime", "edgekit.runtimes.openvino", "edgekit.runtimes.litert")
+          "edgekit.converters.compress_executorch",
+          "edgekit.runtimes.onnxruntime", "edgekit.runtimes.openvino", "edgekit.runtimes.litert",
+          "edgekit.runtimes.executorch", "edgekit.runtimes.ncnn")
 # the one knob the tuner owns: inputs per call (only where the model takes a batch; latency is then per sample)
 BATCH = Knob("batch", (1,), owner="edgekit.tuning", help="samples per call; widen with space={'batch': (1, 8)}")
 
