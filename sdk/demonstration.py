@@ -1,6 +1,6 @@
 """`edgekit.demo`: the main job on the bundled digits CNN, end to end.
 
-1. convert the Keras model to TFLite, ONNX, OpenVINO IR and Core ML, each checked against the source on the
+1. convert the Keras model to TFLite, ONNX, OpenVINO IR, Core ML, ExecuTorch and NCNN, each checked against the source on the
    real digits test split (the parity gate);
 2. run the test split through every runtime backend that can run a converted model here, and score accuracy;
 3. validate every target against the Keras model on the test split (`edgekit.validate`);
@@ -19,9 +19,10 @@ from typing import Callable
 
 import numpy as np
 
-TARGETS = ("tflite", "onnx", "openvino", "coreml")
+TARGETS = ("tflite", "onnx", "openvino", "coreml", "executorch", "ncnn")
+RUNNABLE = ("tflite", "onnx", "openvino", "executorch", "ncnn")  # the targets that predict on any OS
 BACKENDS = {"keras": ("keras",), "tflite": ("litert", "openvino"), "onnx": ("onnxruntime", "openvino"),
-            "openvino": ("openvino",), "coreml": ("coreml",)}
+            "openvino": ("openvino",), "coreml": ("coreml",), "executorch": ("executorch",), "ncnn": ("ncnn",)}
 BUNDLED = {"keras": "digits_cnn.keras", "tflite": "digits_cnn.tflite", "onnx": "digits_cnn.onnx",
            "openvino": "digits_cnn.xml"}
 EXAMPLE = "digits_cnn (scikit-learn digits, 8x8 grayscale, 10 classes)"
@@ -100,7 +101,7 @@ def demo(output_dir: str | os.PathLike, progress: Callable[[str], None] | None =
     rep.conversion = conversion.manifest() if conversion is not None else None
     rep.results = _every_backend(files, images, labels)
     rep.validation = _validate(files, DIGITS_DIR / "digits_test.npz", say)
-    runnable = [files[t][0] for t in ("tflite", "onnx", "openvino") if t in files]
+    runnable = [files[t][0] for t in RUNNABLE if t in files]
     if runnable:
         from .bench import benchmark
 
@@ -151,7 +152,7 @@ def _validate(files: dict[str, tuple[Path, str]], data: Path, say):
     """Step 3: every target against the Keras model, where the Keras backend and a runnable target exist."""
     from edgekit.runtimes import runner_class
 
-    runnable = [t for t in ("tflite", "onnx", "openvino") if t in files]
+    runnable = [t for t in RUNNABLE if t in files]
     if not runnable or "keras" not in files or not runner_class("keras").available():
         return None
     from .validation import validate

@@ -185,24 +185,28 @@ def test_demo_json(tmp_path):
 
     rep = ok_json("demo", "--json", "--output-dir", str(tmp_path))
     conv = {t["target"]: t for t in rep["conversion"]["targets"]}
-    assert set(conv) == {"tflite", "onnx", "openvino", "coreml"}
-    for t in ("tflite", "onnx", "openvino"):  # converted here and checked on the 360 test images
+    assert set(conv) == {"tflite", "onnx", "openvino", "coreml", "executorch", "ncnn"}
+    for t in ("tflite", "onnx", "openvino", "executorch", "ncnn"):  # converted here, checked on the 360 test images
         assert conv[t]["status"] == "pass" and conv[t]["parity"]["cosine"] >= 0.9999
         assert (tmp_path / conv[t]["path"]).exists()
     assert conv["coreml"]["status"] == ("pass" if platform.system() == "Darwin" else "unverified")
     verdicts = {c["model"].rsplit("/", 1)[-1]: c["verdict"] for c in rep["validation"]["candidates"]}
     assert verdicts == {"digits_cnn.tflite": "pass", "digits_cnn.onnx": "pass", "digits_cnn.xml": "pass",
+                        "digits_cnn.pte": "pass", "digits_cnn.ncnn.param": "pass",
                         "digits_cnn.mlpackage": "pass" if platform.system() == "Darwin" else "unverified"}
     for r in rep["int8"]:  # fp32 and int8 side by side: accuracy kept, smaller, both timed
         assert r["status"] == "pass" and r["int8_accuracy"] >= 0.96 and r["agreement"] >= 0.98
         assert r["int8_size"] < r["fp32_size"] and r["speed"]["p50_ms"] > 0
     bench = {r["model"]: r for r in rep["benchmark"]["results"]}  # every converted target that runs here
-    assert set(bench) == {"digits_cnn.tflite", "digits_cnn.onnx", "digits_cnn.xml"}
+    assert set(bench) == {"digits_cnn.tflite", "digits_cnn.onnx", "digits_cnn.xml", "digits_cnn.pte",
+                          "digits_cnn.ncnn.param"}
     assert all(r["runs"] == 200 and r["latency_ms"]["p50"] > 0 for r in bench.values())
     rows = [r for r in rep["results"] if r["target"] != "coreml"]
     assert {(r["model"], r["backend"]) for r in rows} >= {("digits_cnn.tflite", "litert"),
                                                           ("digits_cnn.onnx", "onnxruntime"),
-                                                          ("digits_cnn.xml", "openvino")}
+                                                          ("digits_cnn.xml", "openvino"),
+                                                          ("digits_cnn.pte", "executorch"),
+                                                          ("digits_cnn.ncnn.param", "ncnn")}
     assert all(r["origin"] == "converted" for r in rows if r["target"] != "keras")
     for r in rows:
         assert r["status"] == "ok", r
