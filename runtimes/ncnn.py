@@ -67,9 +67,19 @@ class NcnnRunner(Runner):
         opt.use_vulkan_compute = False
         if self.threads:
             opt.num_threads = int(self.threads)
-        if net.load_param(str(param)) != 0 or net.load_model(str(weights)) != 0:
-            raise ModelFileError(f"NCNN could not load {param.name} with {weights.name}",
-                                 "the .bin must be the one written with the .param (same export)")
+        import tempfile
+
+        from edgekit._quiet import captured
+
+        with tempfile.NamedTemporaryFile(prefix="edgekit-ncnn-", suffix=".log") as log:
+            with captured(log.name):  # NCNN says why a load failed (an unknown layer type) only on stderr
+                ok = net.load_param(str(param)) == 0 and net.load_model(str(weights)) == 0
+            said = [ln.strip() for ln in open(log.name, errors="replace").read().splitlines() if ln.strip()]
+        if not ok:
+            why = f": {said[0]}" if said else ""
+            raise ModelFileError(f"NCNN could not load {param.name} with {weights.name}{why}",
+                                 "a layer this NCNN build lacks (a pnnx op left unconverted), or a .bin that is not "
+                                 "the one written with the .param")
         self.net, self._Mat = net, ncnn.Mat
         self.inputs = [TensorSpec(name=la.tops[0], shape=self.param.input_shape(la), dtype="float32")
                        for la in self.param.inputs]

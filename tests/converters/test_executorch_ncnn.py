@@ -93,6 +93,15 @@ def test_detection_by_content(converted, tmp_path):
     src = detect(param)
     assert src.format is Format.NCNN and [f.suffix for f in src.files] == [".param", ".bin"]
     assert detect(param.with_suffix(".bin")).path == param  # the weights file names its model
+    cut = tmp_path / "cut.pte"  # a truncated program: refused by edgekit's reader, before the runtime sees it
+    cut.write_bytes(pte.read_bytes()[:200])
+    with pytest.raises(edgekit.errors.ModelFileError, match="not a readable ExecuTorch program"):
+        edgekit.load(cut)
+    bad = tmp_path / "bad.ncnn.param"  # a layer NCNN does not have (pnnx leaves an unconverted op so)
+    bad.write_text("7767517\n2 2\nInput in0 0 1 in0 0=4\nPad pad0 1 1 in0 out0\n")
+    bad.with_suffix(".bin").write_bytes(b"")
+    with pytest.raises(edgekit.errors.ModelFileError, match="layer Pad not exists"):
+        edgekit.load(bad)
     lone = tmp_path / "lone.param"
     lone.write_text(param.read_text())
     with pytest.raises(edgekit.errors.ModelFileError, match="no weights file lone.bin"):
