@@ -193,3 +193,17 @@ def test_routes_from_every_source_kind(cases):
     assert routes["executorch"][0] == ("executorch: chosen  tflite -> onnx -> executorch  "
                                        "(tflite_to_onnx, onnx_to_executorch)")
     assert routes["ncnn"][0] == "ncnn: chosen  tflite -> onnx -> ncnn  (tflite_to_onnx, onnx_to_ncnn)"
+
+
+def test_doctor_and_tune_know_both_runtimes():
+    from edgekit.tuning.space import build_space
+
+    doc = edgekit.doctor()
+    assert doc.backends["executorch"]["available"] and doc.backends["executorch"]["formats"] == ["executorch"]
+    assert doc.backends["ncnn"]["available"] and doc.backends["ncnn"]["extra"] == "ncnn"
+    space = build_space(("executorch", "ncnn"))
+    # what each target's passes accept: ExecuTorch fp32/int8, NCNN fp32/fp16; each runner's threads
+    assert space.choices[("precision", "executorch")] == ("fp32", "int8")
+    assert space.choices[("precision", "ncnn")] == ("fp32", "fp16")
+    assert ("executorch.threads", "executorch") in space.choices and ("ncnn.threads", "ncnn") in space.choices
+    assert ("executorch.threads", "ncnn") not in space.choices
