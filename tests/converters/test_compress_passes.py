@@ -195,7 +195,8 @@ def test_capability_table():
         ("onnx", "int8"), ("onnx", "int8-weights"), ("onnx", "int4-weights"),
         ("openvino", "int8"), ("openvino", "int8-weights"), ("openvino", "int4-weights"),
         ("coreml", "prune"), ("coreml", "palettize"), ("coreml", "int8"), ("coreml", "int8-weights"),
-        ("coreml", "int4-weights"), ("tflite", "int8"), ("tflite", "int8-weights")}
+        ("coreml", "int4-weights"), ("tflite", "int8"), ("tflite", "int8-weights"), ("executorch", "int8")}
+    assert passes[("executorch", "int8")]["in_converter"] and passes[("executorch", "int8")]["honours"] == ["per_channel"]
     assert passes[("coreml", "int8")]["platforms"] == ["darwin"] and passes[("coreml", "int8")]["runs_model"]
     assert all(r["calibration"] == (tech == "int8") for (_, tech), r in passes.items())
     tfl = passes[("tflite", "int8")]
@@ -203,7 +204,7 @@ def test_capability_table():
     assert passes[("openvino", "int8")]["extra"] == "compress"
     refused = {(r["target"], r["refuses"]) for r in rows if "refuses" in r}
     assert {("onnx", "palettize_bits"), ("openvino", "prune_sparsity"), ("tflite", "weights_only_bits"),
-            ("coreml", "int8_io")} <= refused
+            ("coreml", "int8_io"), ("executorch", "fp16"), ("ncnn", "precision")} <= refused
     assert all(r["summary"] for r in passes.values())
 
 
