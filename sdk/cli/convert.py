@@ -14,7 +14,7 @@ from edgekit.cli._progress import progress
 def convert_cmd(
     model: Path = typer.Argument(..., help="Source model: .keras, .h5, SavedModel folder, .pt2, .onnx, .tflite ..."),
     to: str = typer.Option(None, "--to", help="Targets, comma-separated: tflite (or litert), coreml, openvino (or "
-                           "ov), onnx."),
+                           "ov), onnx, executorch, ncnn."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, fp16, int8 (static, needs --calibration) or "
                                   "int8-dynamic."),
     calibration: str = typer.Option(None, "--calibration", help="Calibration data (.npz/.npy/image folder), or "
