@@ -86,3 +86,41 @@ def _source(src: Artifact):
     from edgekit.formats import ModelSource
 
     return ModelSource(src.path, src.format, [src.path])
+
+
+def user_inputs(ep) -> list:
+    """The fake tensors (shape with SymInts, dtype) of an ExportedProgram's user inputs, in order."""
+    nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+    return [nodes[n].meta["val"] for n in ep.graph_signature.user_inputs]
+
+
+def bounded_example(ep, names: list[str], input_shapes: dict, cap: int):
+    """Example tensors (dynamic dims at >= 2) and dynamic_shapes for re-exporting ``ep``: every symbolic dim keeps
+    its range, capped at ``cap`` (converters that need bounded dims); a dim fixed by ``input_shapes``
+    (--input-shape) stays fixed at that size. Dims sharing a symbol share one Dim."""
+    import torch
+
+    dims: dict[str, object] = {}
+    args, dynamic = [], []
+    for name, v in zip(names, user_inputs(ep)):
+        given = input_shapes.get(name) or ()
+        shape, spec = [], {}
+        for j, d in enumerate(v.shape):
+            if isinstance(d, int):
+                shape.append(d)
+                continue
+            if j < len(given) and given[j] is not None and int(given[j]) > 0:
+                shape.append(int(given[j]))
+                continue
+            key = str(d)
+            if key not in dims:
+                rc = ep.range_constraints.get(d.node.expr)
+                lo = max(int(rc.lower), 1) if rc is not None else 1
+                hi = int(rc.upper) if rc is not None and rc.upper.is_finite else cap
+                dims[key] = torch.export.Dim(f"d{len(dims)}", min=lo, max=min(hi, cap))
+            spec[j] = dims[key]
+            shape.append(max(2, getattr(dims[key], "min", 2) or 2))
+        make = torch.randn if v.dtype.is_floating_point else (lambda *s, dtype: torch.randint(0, 10, s, dtype=dtype))
+        args.append(make(*shape, dtype=v.dtype))
+        dynamic.append(spec or None)
+    return args, dynamic

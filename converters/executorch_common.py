@@ -21,14 +21,10 @@ from pathlib import Path
 from edgekit.errors import ConversionError
 from edgekit.formats import Format
 
+from ._sources import bounded_example, user_inputs
 from .base import Artifact, ConvertOptions, fail
 
 RANGE_MAX = 1024  # ExecuTorch plans memory for the upper bound of every dynamic dim
-
-
-def user_inputs(ep) -> list:
-    nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
-    return [nodes[n].meta["val"] for n in ep.graph_signature.user_inputs]
 
 
 def _named_module(inner, names: list[str]):
@@ -49,43 +45,12 @@ def _named_module(inner, names: list[str]):
     return Named()
 
 
-def _dims(ep, names: list[str], options: ConvertOptions):
-    """Example tensors (dynamic dims at >= 2) and dynamic_shapes for re-exporting ``ep`` with bounded ranges;
-    a dim fixed by --input-shape stays fixed."""
-    import torch
-
-    dims: dict[str, object] = {}
-    args, dynamic = [], []
-    for name, v in zip(names, user_inputs(ep)):
-        given = options.input_shapes.get(name) or ()
-        shape, spec = [], {}
-        for j, d in enumerate(v.shape):
-            if isinstance(d, int):
-                shape.append(d)
-                continue
-            if j < len(given) and given[j] is not None and int(given[j]) > 0:
-                shape.append(int(given[j]))
-                continue
-            key = str(d)
-            if key not in dims:
-                rc = ep.range_constraints.get(d.node.expr)
-                lo = max(int(rc.lower), 1) if rc is not None else 1
-                hi = int(rc.upper) if rc is not None and rc.upper.is_finite else RANGE_MAX
-                dims[key] = torch.export.Dim(f"d{len(dims)}", min=lo, max=min(hi, RANGE_MAX))
-            spec[j] = dims[key]
-            shape.append(max(2, getattr(dims[key], "min", 2) or 2))
-        make = torch.randn if v.dtype.is_floating_point else (lambda *s, dtype: torch.randint(0, 10, s, dtype=dtype))
-        args.append(make(*shape, dtype=v.dtype))
-        dynamic.append(spec or None)
-    return args, dynamic
-
-
 def named_program(ep, names: list[str], options: ConvertOptions):
     """``ep`` re-exported with its inputs as keyword arguments named ``names`` (when they are identifiers) and its
     dynamic dims bounded; returns (program, example kwargs or args)."""
     import torch
 
-    args, dynamic = _dims(ep, names, options)
+    args, dynamic = bounded_example(ep, names, options.input_shapes, RANGE_MAX)
     module = ep.module()
     if all(n.isidentifier() for n in names) and len(set(names)) == len(names):
         kwargs = dict(zip(names, args))

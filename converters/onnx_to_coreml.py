@@ -121,6 +121,28 @@ def export(module, inputs, options: ConvertOptions, notes: list[str]):
     return torch.export.export(module, args)
 
 
+def lowered_program(src: Artifact, options: ConvertOptions, notes: list[str]):
+    """(the ONNX model, the torch.export program of its lowering, its inputs as (name, elem_type, dims)): the
+    first steps of every edge that goes through edgekit's ONNX -> torch lowering (Core ML, ExecuTorch)."""
+    import onnx
+
+    from .onnx_torch_lowering import lower
+
+    model = onnx.load(str(src.path))
+    try:
+        module = lower(model).eval()
+    except NotImplementedError as e:
+        raise fail("the ONNX -> torch lowering cannot convert this graph", e, getattr(e, "op", None)) from e
+    except Exception as e:  # folding a constant subgraph failed: a malformed graph
+        raise fail("the ONNX -> torch lowering failed", e) from e
+    inputs = _onnx_inputs(model)
+    try:
+        program = export(module, inputs, options, notes)
+    except Exception as e:
+        raise fail("torch.export of the lowered ONNX graph failed", e, getattr(e, "op", None)) from e
+    return model, program, inputs
+
+
 def _symbolic_dims(program) -> set[tuple[int, int]]:
     """(input index, dim) of the program's user inputs whose size stayed symbolic."""
     nodes = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
@@ -145,23 +167,9 @@ class OnnxToCoreML(Edge):
     priority = 2
 
     def run(self, src: Artifact, options: ConvertOptions, out: Path) -> Artifact:
-        import onnx
-
-        from .onnx_torch_lowering import lower
-
         ct = quiet_import()
-        model = onnx.load(str(src.path))
-        try:
-            module = lower(model).eval()
-        except NotImplementedError as e:
-            raise fail("the ONNX -> torch lowering cannot convert this graph", e, getattr(e, "op", None)) from e
-        except Exception as e:  # folding a constant subgraph failed: a malformed graph
-            raise fail("the ONNX -> torch lowering failed", e) from e
-        inputs, notes = _onnx_inputs(model), []
-        try:
-            program = export(module, inputs, options, notes)
-        except Exception as e:
-            raise fail("torch.export of the lowered ONNX graph failed", e, getattr(e, "op", None)) from e
+        notes: list[str] = []
+        model, program, inputs = lowered_program(src, options, notes)
 
         def make():
             return ct.convert(program.run_decompositions(), convert_to="mlprogram",

@@ -9,30 +9,9 @@ from pathlib import Path
 
 from edgekit.formats import Format
 
-from .base import Artifact, ConvertOptions, Edge, fail, register
+from .base import Artifact, ConvertOptions, Edge, register
 from .executorch_common import write_pte
-
-
-def lowered_program(src: Artifact, options: ConvertOptions, notes: list[str]):
-    """(torch.export program of the lowered ONNX graph, the ONNX input names)."""
-    import onnx
-
-    from .onnx_to_coreml import _onnx_inputs, export
-    from .onnx_torch_lowering import lower
-
-    model = onnx.load(str(src.path))
-    try:
-        module = lower(model).eval()
-    except NotImplementedError as e:
-        raise fail("the ONNX -> torch lowering cannot convert this graph", e, getattr(e, "op", None)) from e
-    except Exception as e:  # folding a constant subgraph failed: a malformed graph
-        raise fail("the ONNX -> torch lowering failed", e) from e
-    inputs = _onnx_inputs(model)
-    try:
-        program = export(module, inputs, options, notes)
-    except Exception as e:
-        raise fail("torch.export of the lowered ONNX graph failed", e, getattr(e, "op", None)) from e
-    return program, [n for n, _, _ in inputs]
+from .onnx_to_coreml import lowered_program
 
 
 @register
@@ -48,5 +27,5 @@ class OnnxToExecuTorch(Edge):
 
     def run(self, src: Artifact, options: ConvertOptions, out: Path) -> Artifact:
         notes: list[str] = []
-        program, names = lowered_program(src, options, notes)
-        return write_pte(program, names, src, options, out, notes)
+        _model, program, inputs = lowered_program(src, options, notes)
+        return write_pte(program, [n for n, _, _ in inputs], src, options, out, notes)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edgekit.formats import Format
 
-from ._sources import torch_program
+from ._sources import bounded_example, torch_program, user_inputs
 from .base import Artifact, ConvertOptions, Edge, register
 from .coreml_common import compute_precision, deployment_target, quiet_import, save
 
@@ -22,29 +22,10 @@ def _contiguous(ep):
     dims and their ranges are carried over."""
     import torch
 
-    nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
-    vals = [nodes[n].meta["val"] for n in ep.graph_signature.user_inputs]
+    vals = user_inputs(ep)
     if all(tuple(v.dim_order()) == tuple(range(v.dim())) for v in vals):
         return ep
-    dims: dict[str, object] = {}
-    args, dynamic = [], []
-    for name, v in zip(ep.graph_signature.user_inputs, vals):
-        shape, spec = [], {}
-        for j, d in enumerate(v.shape):
-            if isinstance(d, int):
-                shape.append(d)
-                continue
-            key = str(d)
-            if key not in dims:
-                rc = ep.range_constraints.get(d.node.expr)
-                lo = max(int(rc.lower), 1) if rc is not None else 1
-                hi = int(rc.upper) if rc is not None and rc.upper.is_finite else 1 << 16
-                dims[key] = torch.export.Dim(f"{name}_{j}", min=lo, max=hi)
-            spec[j] = dims[key]
-            shape.append(max(2, getattr(dims[key], "min", 2) or 2))
-        make = torch.randn if v.dtype.is_floating_point else (lambda *s, dtype: torch.randint(0, 10, s, dtype=dtype))
-        args.append(make(*shape, dtype=v.dtype))
-        dynamic.append(spec or None)
+    args, dynamic = bounded_example(ep, list(ep.graph_signature.user_inputs), {}, 1 << 16)
     return torch.export.export(ep.module(), tuple(args), dynamic_shapes=tuple(dynamic))
 
 

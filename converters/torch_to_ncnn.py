@@ -12,7 +12,7 @@ from pathlib import Path
 
 from edgekit.formats import Format
 
-from ._sources import torch_program
+from ._sources import torch_program, user_inputs
 from .base import Artifact, ConvertOptions, Edge, fail, register
 from .pnnx_common import input_shapes, name_io, run_pnnx
 
@@ -26,8 +26,7 @@ def program_to_ncnn(ep, names: list[str], out_names: list[str], src: Artifact, o
 
     scratch = out.parent / f".pnnx-{src.path.stem}"
     scratch.mkdir(parents=True, exist_ok=True)
-    nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
-    vals = [nodes[n].meta["val"] for n in ep.graph_signature.user_inputs]
+    vals = user_inputs(ep)
     shapes = [[d if isinstance(d, int) else None for d in v.shape] for v in vals]
     dtypes = [_DTYPE.get(str(v.dtype), "float32") for v in vals]
     dims = input_shapes(names, shapes, options)
