@@ -134,5 +134,5 @@ class ExecuTorchRunner(Runner):
         self.method = self._program = None
 
     def describe(self) -> dict:
-        return {"ops": self.info.op_histogram, "parameters": None, "constant_bytes": self.info.constant_bytes,
+        return {"ops": self.info.op_histogram, "parameters": self.info.parameters, "constant_bytes": self.info.constant_bytes,
                 "delegates": sorted(set(self.info.delegates)), "methods": self.info.methods}

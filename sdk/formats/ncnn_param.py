@@ -52,7 +52,8 @@ class NcnnParam:
 
     @property
     def op_histogram(self) -> dict[str, int]:
-        return dict(Counter(la.type for la in self.layers if la.type != "Input"))
+        return dict(Counter(la.type for la in self.layers
+                            if la.type != "Input" and not la.name.startswith("edgekit_output_")))
 
     def parameter_count(self) -> int:
         """Weights of the layers that declare their size (convolutions, inner products, embeddings), with their

@@ -61,6 +61,7 @@ class PteInfo:
     constant_bytes: int = 0
     delegates: list[str] = field(default_factory=list)  # backend ids, e.g. XnnpackBackend
     xnnpack_constants: Counter = field(default_factory=Counter)  # constant tensors in XNNPACK graphs, by dtype
+    parameters: int = 0  # elements of the constant tensors: the program's own and those inside XNNPACK graphs
 
     @property
     def op_histogram(self) -> dict[str, int]:
@@ -155,7 +156,15 @@ def read_pte(data) -> PteInfo:
     for s in r.tables(root, 4, "segments") or []:
         consts += r.scalar(s, 1, _U64, 0, "segment size")
     info = PteInfo(names, ins, outs, ops, consts, delegates)
-    info.xnnpack_constants = _xnnpack_constants(r, data, root, plan)
+    xnn = _xnnpack_constants(r, data, root, plan)
+    own = 0
+    for ev in values:  # the program's constant tensors (data_buffer_idx > 0), outside any delegate
+        if r.scalar(ev, 0, _U8, 0, "value type") == _TENSOR:
+            t = r.table_at(ev, 1, "tensor")
+            if t is not None and r.scalar(t, 5, _U32, 0, "data buffer index"):
+                own += _numel(r.ints(t, 2, "tensor sizes") or ())
+    info.parameters = own + xnn.pop("elements", 0)
+    info.xnnpack_constants = xnn
     return info
 
 
@@ -224,4 +233,12 @@ def _xnnpack_constants(r: _Reader, data, root, plan) -> Counter:
             if g.scalar(t, 3, _U32, 0, "constant buffer index"):
                 code = g.scalar(t, 0, _I16, 0, "XNNPACK datatype")
                 found[XNN_DTYPES.get(code, f"xnn_datatype_{code}")] += 1
+                found["elements"] += _numel(g.ints(t, 2, "XNNPACK dims", "I") or ())
     return found
+
+
+def _numel(dims) -> int:
+    n = 1
+    for d in dims:
+        n *= int(d)
+    return n

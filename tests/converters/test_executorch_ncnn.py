@@ -62,9 +62,10 @@ def test_converted_outputs_match_the_source(converted, cases, target, name, kind
 def test_names_and_shapes_come_from_the_files(converted, cases):
     et = edgekit.inspect(converted[("executorch", "two_io", "pt2")].path)
     assert [s.name for s in et.inputs] == ["a", "b"] and et.ops.get("delegate:XnnpackBackend")
+    assert et.parameters == 4 * 5 + 5 + 3 * 5 + 5 + 10 * 2 + 2 + 10 * 3 + 3  # the four Linear layers
     nc = edgekit.inspect(converted[("ncnn", "cnn", "onnx")].path)
     assert [s.name for s in nc.inputs] == ["image"] and nc.inputs[0].shape == [1, 1, 8, 8]
-    assert [s.name for s in nc.outputs] == ["out0"]
+    assert [s.name for s in nc.outputs] == ["out0"] and "Noop" not in nc.ops  # edgekit's output markers
     assert nc.parameters == 4 * 9 + 4 + 144 * 10 + 10  # conv + fc weights and biases
     dyn = edgekit.inspect(converted[("ncnn", "dynamic", "pt2")].path)
     assert dyn.inputs[0].shape == [1, None, 8]  # the sequence stays of any size
