@@ -51,7 +51,7 @@ def named_program(ep, names: list[str], options: ConvertOptions):
     import torch
 
     args, dynamic = bounded_example(ep, names, options.input_shapes, RANGE_MAX)
-    module = ep.module()
+    module = _linear_from_matmul(_constants_direct(ep.module()))
     if all(n.isidentifier() for n in names) and len(set(names)) == len(names):
         kwargs = dict(zip(names, args))
         shapes = dict(zip(names, dynamic)) if any(dynamic) else None
@@ -82,7 +82,7 @@ def _calibrate(program, example, options: ConvertOptions, names: list[str], note
             prepared(**dict(zip(example, tensors)))
         else:
             prepared(*tensors)
-    converted = convert_pt2e(prepared)
+    converted = _drop_unread(convert_pt2e(prepared))
     q = sum(1 for n in converted.graph.nodes if "quantize_per" in str(n.target))
     if q == 0:
         raise ConversionError("executorch int8 had no effect: XNNPACK's quantizer annotated no operator",
@@ -93,6 +93,83 @@ def _calibrate(program, example, options: ConvertOptions, names: list[str], note
     kw = shapes[1] if shapes[1] else None
     return torch.export.export(converted, tuple(shapes[0]), kwargs=kw,
                                dynamic_shapes=_same_dynamism(program))
+
+
+def _constants_direct(module):
+    """Drop ``lift_fresh_copy`` of constant tensors (the lowering's small initializers, e.g. a conv bias, become
+    lifted constants copied in the graph). XNNPACK takes a conv only when its bias reaches it directly: else the
+    conv ran on the portable kernel in fp32, and in int8 the conv and its per-channel dequantize stayed outside the
+    delegate, where the runtime has no kernel for the dequantize. A copy of a constant nothing mutates is the
+    constant."""
+    import torch
+
+    g = module.graph
+    for n in list(g.nodes):
+        if n.op == "call_function" and n.target == torch.ops.aten.lift_fresh_copy.default \
+                and getattr(n.args[0], "op", None) == "get_attr":
+            n.replace_all_uses_with(n.args[0])
+            g.erase_node(n)
+    module.recompile()
+    return module
+
+
+def _attr(module, target: str):
+    obj = module
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _linear_from_matmul(module):
+    """``x @ W (+ b)`` with constant 2-D ``W`` (and 1-D ``b``): ONNX's Gemm/MatMul as the lowering writes them,
+    rewritten as ``aten.linear(x, W.T, b)``. XNNPACK's quantizer and partitioner know linear layers, not a matmul
+    by a constant: without this an ONNX source's dense layers stayed fp32 in an int8 program (larger than the fp32
+    one)."""
+    import torch
+
+    aten = torch.ops.aten
+    g = module.graph
+    for i, n in enumerate(list(g.nodes)):
+        if n.op != "call_function" or n.target != aten.matmul.default or len(n.args) != 2:
+            continue
+        x, w = n.args
+        if getattr(w, "op", None) != "get_attr":
+            continue
+        weight = _attr(module, w.target)
+        if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
+            continue
+        name = f"_edgekit_linear_w{i}"
+        module.register_buffer(name, weight.t().contiguous())
+        users = list(n.users)
+        add = users[0] if len(users) == 1 and users[0].target == aten.add.Tensor else None
+        other = None if add is None else next((a for a in add.args if a is not n), None)
+        bias = None
+        if getattr(other, "op", None) == "get_attr":
+            b = _attr(module, other.target)
+            bias = other if isinstance(b, torch.Tensor) and tuple(b.shape) == (weight.shape[1],) else None
+        at = add if bias is not None else n
+        with g.inserting_before(at):
+            lin = g.call_function(aten.linear.default, (x, g.get_attr(name), bias))
+        at.replace_all_uses_with(lin)
+        g.erase_node(at)
+        if at is add:
+            g.erase_node(n)
+        if not w.users:
+            g.erase_node(w)
+    g.lint()
+    module.recompile()
+    return _drop_unread(module)
+
+
+def _drop_unread(module):
+    """Delete the parameters and buffers no node reads (a rewritten weight's original, the float weights
+    convert_pt2e replaced by int8 ones): torch.export stores every one, read or not."""
+    read = {n.target for n in module.graph.nodes if n.op == "get_attr"}
+    for name, _ in [*module.named_parameters(), *module.named_buffers()]:
+        if name not in read:
+            owner, _, leaf = name.rpartition(".")
+            delattr(_attr(module, owner) if owner else module, leaf)
+    return module
 
 
 def _same_dynamism(program):

@@ -5,7 +5,8 @@
 2. run the test split through every runtime backend that can run a converted model here, and score accuracy;
 3. validate every target against the Keras model on the test split (`edgekit.validate`);
 4. benchmark every converted target that runs here (`edgekit.benchmark`);
-5. convert to static int8 too and put fp32 and int8 side by side (accuracy, agreement, size, latency).
+5. convert to static int8 too (TFLite, ONNX, OpenVINO, ExecuTorch) and put fp32 and int8 side by side (accuracy,
+   agreement, size, latency).
 Where a conversion cannot run here (e.g. a runtime-only install without TensorFlow), the pre-converted copy
 shipped with the example is evaluated instead and marked `bundled`.
 """
@@ -168,7 +169,8 @@ def _int8_side_by_side(source: Path, images, labels, output_dir: Path, say) -> l
     from .model import load
 
     say("int8: calibrating on 180 images, judging on 360, timing against fp32")
-    rep = convert(source, ("tflite", "onnx", "openvino"), precision="int8", calibration={"image": images[:180]},
+    rep = convert(source, ("tflite", "onnx", "openvino", "executorch"), precision="int8",
+                  calibration={"image": images[:180]},
                   sample={"image": images}, output_dir=output_dir / "int8", check_speed=True)
     rows = []
     for t in rep.targets:

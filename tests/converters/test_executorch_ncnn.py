@@ -70,6 +70,12 @@ def test_names_and_shapes_come_from_the_files(converted, cases):
     dyn = edgekit.inspect(converted[("ncnn", "dynamic", "pt2")].path)
     assert dyn.inputs[0].shape == [1, None, 8]  # the sequence stays of any size
     assert dyn.outputs[0].shape == [1, 6]
+    with edgekit.load(converted[("executorch", "cnn", "pt2")].path) as m:  # more samples than the planned bound
+        bound = m.inputs[0].extra["upper_bound"][0]
+        x = np.tile(cases["cnn"].torch_inputs["image"], (bound // 3 + 2, 1, 1, 1))
+        ref = np.tile(cases["cnn"].torch_outputs[0], (bound // 3 + 2, 1))
+        assert len(x) > bound
+        np.testing.assert_allclose(m.predict(x)["output_0"], ref, atol=1e-5)
     et = edgekit.inspect(converted[("executorch", "dynamic", "onnx")].path)
     assert [s.name for s in et.inputs] == ["seq"] and et.inputs[0].shape == [None, None, 8]
     with edgekit.load(converted[("ncnn", "dynamic", "pt2")].path) as m:  # another length than the sample's
