@@ -45,7 +45,8 @@ CONVERTERS = {
     "onnxsim": "ONNX simplifier (onnx2tf)", "onnx_graphsurgeon": "onnx2tf's graph editing",
     "nncf": "OpenVINO int8 quantization", "coremltools": "Core ML conversion and compression",
     "openvino": "OpenVINO IR conversion (ovc)", "tensorflow": "TFLiteConverter", "torch": "torch.export",
-    "pnnx": "PyTorch -> NCNN", "ncnn": "NCNN runtime", "executorch": "PyTorch -> ExecuTorch",
+    "pnnx": "PyTorch/ONNX -> NCNN", "ncnn": "NCNN runtime", "executorch": "PyTorch/ONNX -> ExecuTorch",
+    "torchao": "ExecuTorch int8 (PT2E)",
     "skl2onnx": "scikit-learn -> ONNX (tune build=fn)",
 }
 

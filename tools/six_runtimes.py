@@ -3,7 +3,7 @@
 One PyTorch MobileNetV2 (torchvision's architecture, rebuilt here; random weights, nothing downloaded; exported with
 torch.export) is converted to TFLite (LiteRT, through ONNX and onnx2tf), ONNX (ONNX Runtime), OpenVINO IR, Core ML,
 ExecuTorch (XNNPACK) and NCNN (pnnx), each checked against the source by convert's parity gate.
-Then, per thread count, every converted file is timed in one interleaved run of the edgekit.benchmarks harness
+Then, per thread count, every converted file is timed in one run of the edgekit.benchmarks harness
 (``edgekit.benchmark(..., overhead=True)``): median latency (batch 1) and the ratio of edgekit's call to the bare
 runtime call on the same inputs (the goal for the ExecuTorch and NCNN runners: <= 1.03). Core ML predicts only on
 macOS; elsewhere its row says so.
@@ -122,12 +122,14 @@ def main() -> None:
                     continue
                 rows[t][f"p50_{n}"] = r["latency_ms"]["p50"]
                 rows[t][f"ovh_{n}"] = (r.get("overhead") or {}).get("ratio")
+                rows[t][f"add_{n}"] = (r.get("overhead") or {}).get("added_us")
                 rows[t]["backend"] = r.get("backend", "")
         _table(rows, threads)
 
 
 def _table(rows: dict, threads: list[int]) -> None:
-    head = ["target", "backend"] + [f"p50 ms @{n}t" for n in threads] + [f"edgekit/raw @{n}t" for n in threads]
+    head = (["target", "backend"] + [f"p50 ms @{n}t" for n in threads] + [f"edgekit/raw @{n}t" for n in threads]
+            + [f"added us @{n}t" for n in threads])
     print()
     print(" | ".join(f"{h:>16}" for h in head))
     for t in TARGETS:
@@ -139,8 +141,10 @@ def _table(rows: dict, threads: list[int]) -> None:
             continue
         cells = [t, r.get("backend", "")] + [_fmt(r.get(f"p50_{n}"), ".3f") for n in threads]
         cells += [_fmt(r.get(f"ovh_{n}"), ".3f") + (" (goal <= 1.03)" if t in NEW else "") for n in threads]
+        cells += [_fmt(r.get(f"add_{n}"), ".1f") for n in threads]
         print(" | ".join(f"{c:>16}" for c in cells))
-    print("\nmedians of one interleaved run per thread count; overhead = edgekit call p50 / bare runtime call p50")
+    print("\nmedians of one bench run per thread count (each model in its own process); edgekit/raw = edgekit call "
+          "p50 / bare runtime call p50, alternating in the same timed blocks; added us = their difference")
 
 
 def _fmt(v, spec: str) -> str:

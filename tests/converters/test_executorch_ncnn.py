@@ -181,14 +181,14 @@ def test_cli_inspect_run_validate_and_bench_overhead(converted, cases, tmp_path)
     # validate: both candidates against the PyTorch source on three samples (NCNN one sample a call)
     report = tmp_path / "v.json"
     r = cli.invoke(app, ["validate", str(c.files["pt2"]), str(pte), str(param), "--data", str(data), "--trust-code",
-                         "--json", str(report)])
+                         "--json-out", str(report)])
     assert r.exit_code == 0, r.output
     rows = json.loads(report.read_text())["candidates"]
     assert [row["verdict"] for row in rows] == ["pass", "pass"], rows
     # bench --overhead: edgekit's call against the bare runtime call, same inputs
     out = tmp_path / "b.json"
     r = cli.invoke(app, ["bench", str(pte), str(param), "--runs", "30", "--warmup", "5", "--threads", "1",
-                         "--overhead", "--json", str(out)])
+                         "--overhead", "--json-out", str(out)])
     assert r.exit_code == 0, r.output
     for row in json.loads(out.read_text())["results"]:
         o = row["overhead"]
