@@ -36,10 +36,17 @@ def _local_index() -> str | None:
     return None
 
 
+def _device_env(mp: pytest.MonkeyPatch, base: Path) -> None:
+    mp.setenv("HOME", str(base / "home"))
+    mp.setenv("XDG_CONFIG_HOME", str(base / "config"))
+    mp.setenv("XDG_CACHE_HOME", str(base / "cache"))
+
+
 @pytest.fixture(scope="session")
-def remote_device(sshd_server, tmp_path_factory):  # noqa: F811
-    """A registered device `loc` whose runtime-only venv (edgekit[onnx]) was built by `edgekit device setup
-    --offline`; HOME, XDG_CONFIG_HOME and XDG_CACHE_HOME point into a temp folder for the whole session."""
+def _built_device(sshd_server, tmp_path_factory):  # noqa: F811
+    """Registers device `loc` and builds its runtime-only venv (edgekit[onnx]) with `edgekit device setup
+    --offline`, once per session. HOME, XDG_* and PIP_INDEX_URL are changed only while it builds: a session-long
+    change leaked into every later test (a later `pip install` saw only the local index and a fresh cache)."""
     from typer.testing import CliRunner
 
     from edgekit.cli.main import app
@@ -48,21 +55,28 @@ def remote_device(sshd_server, tmp_path_factory):  # noqa: F811
 
     base = tmp_path_factory.mktemp("device-home")
     index = _local_index()  # read before HOME moves (pip's user config lives there)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("HOME", str(base / "home"))
-    mp.setenv("XDG_CONFIG_HOME", str(base / "config"))
-    mp.setenv("XDG_CACHE_HOME", str(base / "cache"))
-    if index:
-        mp.setenv("PIP_INDEX_URL", index)
     (base / "home").mkdir()
     root = str(base / "device-root")
     python = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+    mp = pytest.MonkeyPatch()
     try:
+        _device_env(mp, base)
+        if index:
+            mp.setenv("PIP_INDEX_URL", index)
         r = RUNNER.invoke(app, ["device", "add", "loc", sshd_server.target, "--port", str(sshd_server.port),
                                 "--key", str(sshd_server.user_key), "--python", python, "--root", root])
         assert r.exit_code == 0, r.output
         r = RUNNER.invoke(app, ["device", "setup", "loc", "--extras", "onnx", "--offline", "--accept-new-host-key"])
         assert r.exit_code == 0, r.output + (str(r.exception) if r.exception else "")
-        yield RemoteDevice("loc", sshd_server, base / "home", root, r.output)
     finally:
         mp.undo()
+    return base, RemoteDevice("loc", sshd_server, base / "home", root, r.output)
+
+
+@pytest.fixture
+def remote_device(_built_device, monkeypatch):
+    """Device `loc` (built once per session); HOME, XDG_CONFIG_HOME and XDG_CACHE_HOME point at its temp folder
+    for this test only."""
+    base, device = _built_device
+    _device_env(monkeypatch, base)
+    return device
