@@ -111,8 +111,12 @@ def test_a_crashing_child_is_an_error_row_and_the_others_are_measured():
     assert rows[1]["runs"] == 10 and not interrupted
 
 
-def test_ctrl_c_in_the_parent_keeps_the_blocks_measured():
+def test_ctrl_c_in_the_parent_keeps_the_blocks_measured(request):
     """A real SIGINT to this process while a child is timing its second block: that block is kept too."""
+    # Python's own Ctrl-C handler, whatever this process inherited: a shell without job control starts
+    # background commands (`make test &` in a script) with SIGINT ignored, and the signal would never arrive
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     fired = []
 
     def progress(done, total):
