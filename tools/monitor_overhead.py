@@ -98,7 +98,7 @@ def overhead(path: Path, data: np.ndarray, rounds: int, calls: int) -> tuple[flo
 def memory(path: Path, data: np.ndarray, total: int) -> list[tuple[int, int, int]]:
     import edgekit
 
-    marks = [m for m in (1_000, 10_000, 25_000, 50_000, 100_000, total) if m <= total]
+    marks = sorted({m for m in (1_000, 10_000, 25_000, 50_000, 100_000, 200_000, total) if m <= total})
     out = []
     with edgekit.load(path) as m, tempfile.TemporaryDirectory() as tmp:
         prof = profile_for(m, data)
