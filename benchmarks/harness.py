@@ -111,6 +111,7 @@ class _Local:
 
     def __init__(self, e: Subject, call_s: float):
         self.e, self.name, self.call_s, self.raw = e, e.path.name, call_s, None
+        self.inner = worker.runtime_clock(e)
         self.reply: tuple = ()
         self.interrupted = False
 
@@ -122,11 +123,11 @@ class _Local:
                 self.raw = e.model.runner.raw_call(e.feeds)
             raw = self.raw if with_raw else None
             try:
-                ed, rw = worker.timed_block(e.model.predict, e.feeds, raw, calls, max_s, self.call_s)
+                ed, rw, rt = worker.timed_block(e.model.predict, e.feeds, raw, calls, max_s, self.call_s, self.inner)
             except worker.BlockInterrupted as stop:
-                ed, rw = stop.partial
+                ed, rw, rt = stop.partial
                 self.interrupted = True
-            self.reply = ("block", ed, rw if raw is not None else None)
+            self.reply = ("block", ed, rw if raw is not None else None, rt)
         elif msg[0] == "finish":
             measure = getattr(e.model.runner, "async_throughput", None) if msg[1] else None
             self.reply = ("done", {"throughput_async_ips": measure(e.feeds, 1.0) if measure is not None else None})
@@ -145,6 +146,7 @@ class _Track:
         self.h, self.row, self.call_s = handle, row, max(call_s, 1e-7)
         self.ed: list[np.ndarray] = []
         self.rw: list[np.ndarray] = []
+        self.rt: list[np.ndarray] = []  # the runtime's own timer (ms) of the same calls as ``ed``, where it has one
         self.n = 0
         self.spent_s = 0.0
         self.done = False
@@ -156,6 +158,9 @@ class _Track:
 
     def raw_samples(self) -> np.ndarray | None:
         return np.concatenate(self.rw) if self.rw else None
+
+    def runtime_samples(self) -> np.ndarray | None:
+        return np.concatenate(self.rt) if self.rt and len(self.rt) == len(self.ed) else None
 
 
 def _next_block(t: _Track, runs: int, budget_s: float | None) -> tuple[int, float] | None:
@@ -225,10 +230,12 @@ def run_blocks(tracks: list[_Track], *, runs: int, duration_s: float | None, pre
 
 
 def _take(t: _Track, reply: tuple, spent_s: float) -> None:
-    _, ed, rw = reply
+    _, ed, rw, rt = reply
     t.ed.append(ed)
     if rw is not None:
         t.rw.append(rw)
+    if rt is not None:
+        t.rt.append(rt)
     t.n += len(ed)
     t.spent_s += spent_s
 
@@ -252,6 +259,9 @@ def _fill(t: _Track, throttled: bool, first_p50: float | None) -> float | None:
                  unstable_reason=reason, ratio_to_first=st["p50"] / first_p50, p50_ci_ms=med["ci_ms"],
                  p50_half_width=med["half_width"], cv=coefficient_of_variation(s), outliers=med["outliers"],
                  timed_s=t.spent_s, samples_ms=(s / 1e6).tolist())
+    rt = t.runtime_samples()
+    if rt is not None and len(rt):
+        t.row["runtime_clock"] = _runtime_clock(t.row.get("runtime_clock") or {}, rt, s)
     raw = t.raw_samples()
     if raw is not None and len(raw):
         ra, rb = float(np.median(raw)) / 1e6, st["p50"]
@@ -263,14 +273,30 @@ def _fill(t: _Track, throttled: bool, first_p50: float | None) -> float | None:
     return first_p50
 
 
+def _runtime_clock(info: dict, rt_ms: np.ndarray, wall_ns: np.ndarray) -> dict:
+    """The same timed calls on the runtime's own clock: its median with a CI, and how much more each call took
+    on the wall clock (the median of the per-call differences)."""
+    from .stats import median_summary
+
+    med = median_summary(np.round(rt_ms * 1e6).astype(np.int64))
+    return info | {"p50_ms": float(np.median(rt_ms)), "p50_ci_ms": med["ci_ms"],
+                   "wall_minus_clock_us": float(np.median(wall_ns / 1e3 - rt_ms * 1e3)), "runs": len(rt_ms)}
+
+
 def _native(row: dict, threads: int | None, cpus: list[int] | None) -> dict:
+    """The vendor tool's median beside ours. ``ratio`` compares edgekit's wall-clock p50 with it; where the tool
+    reports the runtime's own timer (benchmark_app: ``InferRequest.latency``) and edgekit read that timer on
+    the same calls, ``same_clock_ratio`` compares like with like (the wall clock adds the binding's own cost)."""
     from .native import run_native
 
     nat = run_native(Path(row["path"]), row["backend"], threads, input_shapes=row["input_shapes"],
                      runs=max(row.get("runs", 0), 100), cpus=cpus)
     p50 = row["latency_ms"]["p50"]
-    return {"tool": nat.tool, "p50_ms": nat.p50_ms, "statistic": nat.statistic,
-            "ratio": (p50 / nat.p50_ms) if nat.p50_ms else None, "error": nat.error,
+    rc = row.get("runtime_clock") or {}
+    same = rc.get("p50_ms") if nat.clock is not None and rc.get("clock") == nat.clock else None
+    return {"tool": nat.tool, "p50_ms": nat.p50_ms, "statistic": nat.statistic, "clock": nat.clock,
+            "ratio": (p50 / nat.p50_ms) if nat.p50_ms else None,
+            "same_clock_ratio": (same / nat.p50_ms) if same and nat.p50_ms else None, "error": nat.error,
             "command": " ".join(nat.command), "cpus": cpus}
 
 

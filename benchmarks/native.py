@@ -40,6 +40,12 @@ LITERT_BENCHMARK = "litert-benchmark"
 _TOOLS = {"openvino": BENCHMARK_APP, "litert": LITERT_BENCHMARK}
 _UNAVAILABLE = {"onnxruntime": ("onnxruntime_perf_test", ("onnxruntime_perf_test is not in the onnxruntime pip wheel "
                                                            "(it is built from source with onnxruntime)"))}
+# What each tool's latency times. benchmark_app (-api sync) appends `InferRequest.latency` after each `infer()`:
+# OpenVINO's timer inside the binding, the name `OpenVINORunner.runtime_clock` gives the same timer; a Python
+# wall-clock call adds the binding's GIL release/re-acquire and output dict to it (~3 us on a 0.12 ms IR,
+# ~50 us on 1.6-16 ms ones, measured). litert-benchmark times `run_by_name` with time.perf_counter: wall clock.
+TOOL_CLOCKS = {BENCHMARK_APP: "openvino InferRequest.latency",
+               LITERT_BENCHMARK: "wall clock (time.perf_counter around CompiledModel.run_by_name)"}
 _FULL_PRECISION = "Inference (median, full precision):"
 
 
@@ -50,6 +56,11 @@ class NativeResult:
     statistic: str            # "median" or "mean"
     command: list[str]
     error: str | None = None  # why it could not run / parse (then p50_ms is None)
+
+    @property
+    def clock(self) -> str | None:
+        """What the tool's figure times (`TOOL_CLOCKS`)."""
+        return TOOL_CLOCKS.get(self.tool)
 
 
 def _find_tool(name: str) -> str | None:

@@ -169,7 +169,8 @@ def _cells(r: dict, result: dict, compact: bool = False) -> dict[str, str]:
     out["native_p50"] = _ms(native.get("p50_ms"))
     if native.get("p50_ms") is not None and not compact:
         out["native_p50"] += f" ({native.get('tool', '?')})"
-    out["native_ratio"] = _ratio(native.get("ratio"))
+    same = native.get("same_clock_ratio")  # like for like where the tool reports the runtime's own timer
+    out["native_ratio"] = _ratio(same if same is not None else native.get("ratio"))
     overhead = r.get("overhead") or {}
     out["raw_p50"] = _ms(overhead.get("raw_p50_ms"))
     out["overhead"] = _ratio(overhead.get("ratio"))
@@ -216,11 +217,20 @@ def _environment(result: dict) -> list[tuple[str, str]]:
     return items
 
 
+def _same_clock_note(r: dict) -> str:
+    nat, rc = r["native"], r["runtime_clock"]
+    return (f"{r.get('model', '?')}: vs native is on {nat['tool']}'s clock ({rc['clock']}): edgekit p50 "
+            f"{rc['p50_ms']:.4g} ms on it, {r['latency_ms']['p50']:.4g} ms on the wall clock "
+            f"(+{rc['wall_minus_clock_us']:.1f} us a call: the binding around infer(), which {nat['tool']}'s figure "
+            f"leaves out); wall clock vs native {nat['ratio']:.3f}x")
+
+
 def _notes(result: dict) -> list[str]:
     notes = [f"{r.get('model', '?')}: unstable ({r.get('unstable_reason') or 'reason not recorded'})"
              for r in _ok(result) if r.get("stable") is False]
     notes += [f"{r.get('model', '?')}: native tool {r['native'].get('tool') or '?'} failed: {r['native']['error']}"
               for r in _ok(result) if (r.get("native") or {}).get("error")]
+    notes += [_same_clock_note(r) for r in _ok(result) if (r.get("native") or {}).get("same_clock_ratio") is not None]
     notes += [f"{r.get('model', '?')}: {r['outliers']['count']} outlier call(s) "
               f"({100 * r['outliers']['share']:.1f} %, {r['outliers']['rule']})"
               for r in _ok(result) if (r.get("outliers") or {}).get("count")]

@@ -12,7 +12,7 @@ of timed calls, so models are interleaved only between blocks, which are long en
 Protocol (a fresh ``python -c`` interpreter per child, `Worker`; pickled messages over two pipes): the child opens its model with the caller's
 ``opener`` (a picklable callable returning a `harness.Subject`; the sdk layer provides it, so this layer imports
 nothing above it), warms it up and sends ``("ready", row, call_s)``; then it answers ``("block", calls, max_s,
-with_raw)`` with ``("block", edgekit_ns, raw_ns)`` and ``("finish", extras)`` with ``("done", info)`` and exits.
+with_raw)`` with ``("block", edgekit_ns, raw_ns, runtime_ms)`` and ``("finish", extras)`` with ``("done", info)`` and exits.
 A model that cannot be opened answers ``("error", message)``; an unexpected exception ``("crash", traceback)``.
 The child ignores SIGINT: Ctrl-C is the parent's to handle, and a block in flight completes and is kept.
 """
@@ -74,18 +74,22 @@ def _settle(predict, feeds, raw) -> None:
 class BlockInterrupted(Exception):
     """Ctrl-C inside a block run in the caller's process; ``partial`` holds the calls timed before it."""
 
-    def __init__(self, partial: tuple[np.ndarray, np.ndarray]):
+    def __init__(self, partial: tuple[np.ndarray, np.ndarray, np.ndarray | None]):
         super().__init__("interrupted")
         self.partial = partial
 
 
-def timed_block(predict, feeds, raw, calls: int, max_s: float, call_s: float) -> tuple[np.ndarray, np.ndarray]:
+def timed_block(predict, feeds, raw, calls: int, max_s: float, call_s: float,
+                inner=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Settle, then ``calls`` timed edgekit calls (or fewer when ``max_s`` runs out). With ``raw`` (the bare
     runtime call), raw and edgekit calls alternate in sub-blocks of about SUB_S, one raw call per edgekit call:
-    both figures from the same stretch of time, under the same conditions."""
+    both figures from the same stretch of time, under the same conditions. With ``inner`` (the reader of the
+    runtime's own timer, `Runner.runtime_clock`), each edgekit call's figure on that clock is read after the
+    call's wall-clock stamp, so reading it costs the timed call nothing. Returns (edgekit ns, raw ns, inner ms)."""
     clock = time.perf_counter_ns
     ed = np.zeros(calls, np.int64)
     rw = np.zeros(calls if raw is not None else 0, np.int64)
+    rt = np.zeros(calls, np.float64) if inner is not None else None
     sub = max(1, int(SUB_S / max(call_s, 1e-7)))
     n = 0
     try:
@@ -98,17 +102,36 @@ def timed_block(predict, feeds, raw, calls: int, max_s: float, call_s: float) ->
                     t0 = clock()
                     raw()
                     rw[i] = clock() - t0
-            for i in range(n, n + k):
-                t0 = clock()
-                predict(feeds)
-                ed[i] = clock() - t0
+            if rt is None:
+                for i in range(n, n + k):
+                    t0 = clock()
+                    predict(feeds)
+                    ed[i] = clock() - t0
+            else:
+                for i in range(n, n + k):
+                    t0 = clock()
+                    predict(feeds)
+                    ed[i] = clock() - t0
+                    rt[i] = inner()
             n += k
     except KeyboardInterrupt:  # only in the caller's process (a child ignores SIGINT)
         m = min(n + sub, calls)
         done = np.flatnonzero(ed[n:m] > 0)  # the sub-block in flight: its calls that completed
         n_ok = n + (int(done[-1]) + 1 if done.size else 0)
-        raise BlockInterrupted((ed[:n_ok], rw[:n_ok] if raw is not None else rw[:0])) from None
-    return ed[:n], rw[:n]
+        raise BlockInterrupted((ed[:n_ok], rw[:n_ok] if raw is not None else rw[:0],
+                                None if rt is None else rt[:n_ok])) from None
+    return ed[:n], rw[:n], None if rt is None else rt[:n]
+
+
+def runtime_clock(e) -> Callable[[], float] | None:
+    """The reader of the runtime's own timer for a subject (None when the runtime keeps none); its name goes
+    into the subject's row as ``runtime_clock.clock``."""
+    get = getattr(getattr(e.model, "runner", None), "runtime_clock", None)
+    clock = get() if get is not None else None
+    if clock is None:
+        return None
+    e.row["runtime_clock"] = {"clock": clock[0]}
+    return clock[1]
 
 
 def child_main(conn, opener: Callable[[], Any], cpus: list[int] | None, warmup: int) -> None:
@@ -137,6 +160,7 @@ def child_main(conn, opener: Callable[[], Any], cpus: list[int] | None, warmup: 
         warm_up(e, warmup)
         call_s = e.call_s or e.row["first_inference_ms"] / 1e3
         raw = None
+        inner = runtime_clock(e)
         e.row["rss_before_load_mb"] = base_kb / 1024 if base_kb is not None else None
         e.row["affinity"] = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         conn.send(("ready", e.row, call_s))
@@ -146,8 +170,9 @@ def child_main(conn, opener: Callable[[], Any], cpus: list[int] | None, warmup: 
                 _, calls, max_s, with_raw = msg
                 if with_raw and raw is None:
                     raw = e.model.runner.raw_call(e.feeds)
-                ed, rw = timed_block(e.model.predict, e.feeds, raw if with_raw else None, calls, max_s, call_s)
-                conn.send(("block", ed, rw if with_raw and raw is not None else None))
+                ed, rw, rt = timed_block(e.model.predict, e.feeds, raw if with_raw else None, calls, max_s, call_s,
+                                         inner)
+                conn.send(("block", ed, rw if with_raw and raw is not None else None, rt))
             elif msg[0] == "finish":
                 info: dict = {}
                 if msg[1]:

@@ -103,6 +103,13 @@ class Runner:
         backend has no separate runtime call to compare with."""
         return None
 
+    def runtime_clock(self):
+        """(name, reader) of the runtime's own timer of the last inference on this thread, the clock its vendor
+        benchmark tool reports (OpenVINO's ``InferRequest.latency``: benchmark_app's median), or None when the
+        runtime keeps none. ``reader()`` returns milliseconds; `edgekit bench` reads it after each timed call,
+        outside the wall-clock window, so a vendor's figure can be compared on its own clock."""
+        return None
+
     def __enter__(self):
         return self.load()
 

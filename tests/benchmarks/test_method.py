@@ -83,8 +83,9 @@ def test_overhead_and_main_figure_are_the_same_samples(run3):
 def test_raw_and_edgekit_calls_alternate_in_sub_blocks(monkeypatch):
     order = []
     monkeypatch.setattr(worker, "SETTLE_S", 0.0)
-    ed, rw = worker.timed_block(lambda f: order.append("e"), {}, lambda: order.append("r"), calls=10, max_s=10,
-                                call_s=worker.SUB_S / 3)  # sub-blocks of 3 calls
+    ed, rw, rt = worker.timed_block(lambda f: order.append("e"), {}, lambda: order.append("r"), calls=10, max_s=10,
+                                    call_s=worker.SUB_S / 3)  # sub-blocks of 3 calls
+    assert rt is None  # no runtime clock asked
     timed = "".join(order[2 * worker.SETTLE_CALLS:])
     assert order[:2 * worker.SETTLE_CALLS] == ["e", "r"] * worker.SETTLE_CALLS  # settle: both, untimed
     assert timed == "rrreee" * 3 + "re" and len(ed) == len(rw) == 10
@@ -157,6 +158,53 @@ def test_native_tool_runs_at_the_timed_shape_on_the_same_cpus():
     n = r.results[0]["native"]
     assert n["error"] is None and n["p50_ms"] > 0 and "-data_shape [2,8,8,1]" in n["command"]
     assert n["cpus"] == r.settings["cpus"]
+    # benchmark_app reports OpenVINO's own timer; edgekit read the same timer on its calls: like for like
+    rc = r.results[0]["runtime_clock"]
+    assert n["clock"] == rc["clock"] == "openvino InferRequest.latency"
+    assert n["same_clock_ratio"] == pytest.approx(rc["p50_ms"] / n["p50_ms"])
+    assert n["ratio"] == pytest.approx(r.results[0]["latency_ms"]["p50"] / n["p50_ms"])
+
+
+@pytest.mark.parametrize("isolate", [True, False])
+def test_openvino_calls_are_read_on_its_own_clock_too(isolate):
+    """Each timed call's `InferRequest.latency` is read after its wall-clock stamp: the inner timer lies inside
+    the wall-clock window, so every call is shorter on it, and the gap is the median of per-call differences.
+    Runtimes without such a timer have no figure."""
+    r = edgekit.benchmark([IR, ONNX], runs=200, warmup=5, threads=1, isolate=isolate)
+    ir, onnx = r.results
+    rc = ir["runtime_clock"]
+    assert rc["clock"] == "openvino InferRequest.latency" and rc["runs"] == ir["runs"] == 200
+    assert "runtime_clock" not in onnx
+    assert 0 < rc["p50_ms"] < ir["latency_ms"]["p50"]
+    assert rc["wall_minus_clock_us"] > 0
+    lo, hi = rc["p50_ci_ms"]
+    assert lo <= rc["p50_ms"] <= hi
+
+
+def test_per_call_the_openvino_timer_lies_inside_the_wall_clock_call():
+    with edgekit.load(IR, threads=1) as m:
+        name, read = m.runner.runtime_clock()
+        feeds = m.feeds(np.random.default_rng(0).random((1, 8, 8, 1), dtype=np.float32))
+        ed, _, rt = worker.timed_block(m.predict, feeds, None, calls=300, max_s=30, call_s=1e-4, inner=read)
+    assert len(ed) == len(rt) == 300 and (rt > 0).all()
+    assert (rt * 1e6 <= ed).all()  # ms inside, ns outside
+
+
+def test_the_inner_clock_is_read_per_call_outside_the_wall_clock_window(monkeypatch):
+    """With an inner clock, each call's reading is taken once, right after that call's wall-clock stamp."""
+    monkeypatch.setattr(worker, "SETTLE_S", 0.0)
+    events = []
+    ticks = iter(range(1, 10**6))
+
+    def inner():
+        events.append("read")
+        return float(next(ticks))
+
+    ed, rw, rt = worker.timed_block(lambda f: events.append("call"), {}, None, calls=7, max_s=10,
+                                    call_s=0.001, inner=inner)
+    timed = events[worker.SETTLE_CALLS:]
+    assert timed == ["call", "read"] * 7
+    assert rt.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0] and len(ed) == 7 and len(rw) == 0
 
 
 def test_a_script_without_a_main_guard_can_benchmark(tmp_path):

@@ -168,6 +168,23 @@ def test_native_and_overhead_columns_only_when_present(result):
     assert second["vs native"] == "—"
 
 
+def test_vs_native_compares_on_the_tools_clock_where_it_reports_the_runtimes_timer(result):
+    """benchmark_app's median is OpenVINO's own timer: "vs native" is then edgekit's p50 on that timer over
+    benchmark_app's, and a note gives both clocks and the wall-clock ratio."""
+    row = _row("m.xml", "openvino", "openvino", 1.65)
+    row["runtime_clock"] = {"clock": "openvino InferRequest.latency", "p50_ms": 1.60, "p50_ci_ms": [1.59, 1.61],
+                            "wall_minus_clock_us": 48.0, "runs": 200}
+    row["native"] = {"tool": "benchmark_app", "p50_ms": 1.58, "clock": "openvino InferRequest.latency",
+                     "ratio": 1.65 / 1.58, "same_clock_ratio": 1.60 / 1.58}
+    result["results"] = [row]
+    md = report.to_markdown(result)
+    header, cells = (_md_cells(x) for x in (_table_lines(md)[0], _table_lines(md)[2]))
+    assert dict(zip(header, cells))["vs native"] == "1.01x"  # 1.60 / 1.58, not 1.65 / 1.58 = 1.04
+    assert ("m.xml: vs native is on benchmark_app's clock (openvino InferRequest.latency): edgekit p50 1.6 ms on "
+            "it, 1.65 ms on the wall clock (+48.0 us a call") in md
+    assert "wall clock vs native 1.044x" in md
+
+
 # ---------------------------------------------------------------- plot
 
 def _read_png(path):
