@@ -225,12 +225,19 @@ def _same_clock_note(r: dict) -> str:
             f"leaves out); wall clock vs native {nat['ratio']:.3f}x")
 
 
+def clock_notes(result) -> list[str]:
+    """One line per row whose "vs native" is on the tool's clock rather than the wall clock (also printed under
+    the terminal table: the ratio would otherwise read as wall clock against wall clock)."""
+    return [_same_clock_note(r) for r in _ok(_data(result)) if (r.get("native") or {}).get("same_clock_ratio")
+            is not None]
+
+
 def _notes(result: dict) -> list[str]:
     notes = [f"{r.get('model', '?')}: unstable ({r.get('unstable_reason') or 'reason not recorded'})"
              for r in _ok(result) if r.get("stable") is False]
     notes += [f"{r.get('model', '?')}: native tool {r['native'].get('tool') or '?'} failed: {r['native']['error']}"
               for r in _ok(result) if (r.get("native") or {}).get("error")]
-    notes += [_same_clock_note(r) for r in _ok(result) if (r.get("native") or {}).get("same_clock_ratio") is not None]
+    notes += clock_notes(result)
     notes += [f"{r.get('model', '?')}: {r['outliers']['count']} outlier call(s) "
               f"({100 * r['outliers']['share']:.1f} %, {r['outliers']['rule']})"
               for r in _ok(result) if (r.get("outliers") or {}).get("count")]

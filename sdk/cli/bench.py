@@ -58,7 +58,7 @@ def bench_cmd(
     Exit codes: 0 all measured; 2 a user error (nothing measured, or a report could not be written: the others
     and the table are kept); 3 some models failed to load or run (the others were measured)."""
     from edgekit import bench
-    from edgekit.benchmarks.report import rich_table
+    from edgekit.benchmarks.report import clock_notes, rich_table
 
     json_flag_misuse(models, json_out)
     reports = {"--json-out": json_file, "--markdown": markdown, "--html": html, "--plot": plot}
@@ -94,6 +94,8 @@ def bench_cmd(
         print_json(result.to_dict())
     else:
         out.print(rich_table(result, width=out.width))
+        for line in clock_notes(result):
+            out.print(line, highlight=False, markup=False)
     if result.interrupted:
         out.print("[yellow]interrupted[/]: the table and files hold what was measured before Ctrl-C")
     for flag, path in reports.items():
