@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .report import _data, _label, _ms, _ok, _title
+from .report import _data, _ms, _ok, _title
 
 
 def _minor_log_label(v: float, _pos=None) -> str:
