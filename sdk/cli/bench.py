@@ -58,7 +58,6 @@ def bench_cmd(
     Exit codes: 0 all measured; 2 a user error (nothing measured, or a report could not be written: the others
     and the table are kept); 3 some models failed to load or run (the others were measured)."""
     from edgekit import bench
-    from edgekit.benchmarks.report import clock_notes, rich_table
 
     json_flag_misuse(models, json_out)
     reports = {"--json-out": json_file, "--markdown": markdown, "--html": html, "--plot": plot}
@@ -93,9 +92,7 @@ def bench_cmd(
     if json_out:
         print_json(result.to_dict())
     else:
-        out.print(rich_table(result, width=out.width))
-        for line in clock_notes(result):
-            out.print(line, highlight=False, markup=False)
+        show_table(out, result)
     if result.interrupted:
         out.print("[yellow]interrupted[/]: the table and files hold what was measured before Ctrl-C")
     for flag, path in reports.items():
@@ -112,6 +109,16 @@ def _method_args(precision_target, isolate, pin, input_shape, batch) -> list[str
     for shape in input_shape or []:
         out += ["--input-shape", shape]
     return out + ([] if batch is None else ["--batch", str(batch)])
+
+
+def show_table(out, result) -> None:
+    """The terminal table, then the lines that say which rows compare with the vendor's tool on its own clock
+    (its "×native" would otherwise read as wall clock against wall clock)."""
+    from edgekit.benchmarks.report import clock_notes, rich_table
+
+    out.print(rich_table(result, width=out.width))
+    for line in clock_notes(result):
+        out.print(line, highlight=False, markup=False)
 
 
 def write_reports(result, json_file=None, markdown=None, html=None, plot=None) -> list[str]:

@@ -175,8 +175,7 @@ def bench_remote(device: str, models: list[Path], *, runs, warmup, duration, thr
     ``method_args``: the bench method's own flags (--precision-target, --in-process, ...), passed on as given."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-    from edgekit.benchmarks.report import rich_table
-    from edgekit.cli.bench import write_reports
+    from edgekit.cli.bench import show_table, write_reports
     from edgekit.cli._files import report_failure
     from edgekit.devices.api import benchmark_on
     from edgekit.devices.registry import get_many
@@ -199,7 +198,7 @@ def bench_remote(device: str, models: list[Path], *, runs, warmup, duration, thr
     if json_out:
         print_json(result.to_dict())
     else:
-        out.print(rich_table(result, width=out.width))
+        show_table(out, result)
         out.print(devices_table(result))
     for r in result.failed:
         if r.get("hint") and not any(r["error"].endswith(f.message) for f in faults):

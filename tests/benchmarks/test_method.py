@@ -243,6 +243,27 @@ def test_cli_options_reach_the_method(tmp_path):
     assert "error: cannot read the input shape '1,8,8,1'" in res.stderr and "hint: write it as" in res.stderr
 
 
+def test_cli_says_under_the_table_which_clock_vs_native_is_on(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from edgekit.cli.main import app
+
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(app, ["bench", str(IR), str(TFLITE), "--runs", "50", "--warmup", "2", "--threads", "1",
+                                   "--compare-native", "--json-out", str(out)], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    ir, tfl = json.loads(out.read_text())["results"]
+    rc, nat = ir["runtime_clock"], ir["native"]
+    line = next(x for x in res.stdout.splitlines() if x.startswith("digits_cnn.xml: vs native"))
+    assert f"edgekit p50 {rc['p50_ms']:.4g} ms on it, {ir['latency_ms']['p50']:.4g} ms on the wall clock" in line
+    assert f"wall clock vs native {nat['ratio']:.3f}x" in line
+    assert f"{nat['same_clock_ratio']:.2f}x" in res.stdout  # the table's ×native is the same-clock ratio
+    # litert-benchmark reports the wall clock: compared wall to wall, no note
+    assert tfl["native"]["same_clock_ratio"] is None and "digits_cnn.tflite: vs native" not in res.stdout
+
+
 def _failing_open(*args):
     """An opener (run in the child) whose model's runtime fails on its 40th timed-phase call."""
     from edgekit.errors import BackendError
