@@ -34,7 +34,7 @@ A second table checks the method: the three runtimes of each model in one `edgek
 between blocks), each in its own child process (the default) against all in one process (``--in-process``),
 beside the raw loop.
 
-``--models DIR`` keeps the converted models there (reused by a later run). Takes about 15 minutes on 2 cores (6 s with ``--sizes small --runtimes openvino --reps 1 --seconds 0.3
+``--models DIR`` keeps the converted models there (reused by a later run). Takes about 10 minutes on 2 cores (6 s with ``--sizes small --runtimes openvino --reps 1 --seconds 0.3
 --no-method-check`` for a check that it runs).
 """
 
