@@ -6,11 +6,18 @@ from its own framework on fixed sample inputs, so every backend is checked again
 
 Cases: `cnn` (one image input), `two_io` (two inputs, two outputs), `dynamic` (dynamic batch and sequence
 length), `int8` (full-integer TFLite with int8 I/O, from the cnn).
+
+This module is the one entry point of the fixture factory: it builds the shared cases above and re-exports the
+builders of its two siblings, so every test imports any builder from here.
+  - model_factory_cli.py: the CLI tests' extras (more models, the digits copies, broken and hostile files).
+  - model_factory_accuracy.py: fixtures for the accuracy gates (a sabotaged converter, a trained transformer
+    with outlier activations that plain int8 breaks).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +25,22 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+# Imported as `model_factory` (tests/conftest.py puts tests/ on sys.path) and as `tests.model_factory`
+# (tools/int8_repair.py, with only the repository root on sys.path): either way the siblings import by name.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.append(str(Path(__file__).parent))
+
+# re-exported; the siblings import nothing from here at run time (no cycle), and no framework at module level
+from model_factory_accuracy import build_outlier_attention, sabotage_onnx_to_openvino  # noqa: E402, F401
+from model_factory_cli import (  # noqa: E402, F401
+    build_bad_files,
+    build_keras_extra,
+    build_onnx_external,
+    build_scripted,
+    build_torch_bad,
+    copy_digits,
+)
 
 
 @dataclass
@@ -187,6 +210,22 @@ def build_coreml(module, example: np.ndarray, out: Path) -> Path:
     return path
 
 
+def build_torch_fixed(out: Path):
+    """The fixture CNN exported as a .pt2 with a fixed batch of 1, with 5 samples and one-by-one outputs."""
+    from types import SimpleNamespace
+
+    import torch
+
+    module = torch_modules()["cnn"]
+    ep = torch.export.export(module, (torch.zeros(1, 1, 8, 8),))
+    path = out / "fixed_b1.pt2"
+    torch.export.save(ep, path)
+    samples = np.random.default_rng(12).random((5, 1, 8, 8), dtype=np.float32)
+    with torch.no_grad():
+        ref = np.concatenate([module(torch.from_numpy(samples[j:j + 1])).numpy() for j in range(5)])
+    return SimpleNamespace(path=path, samples=samples, one_by_one=ref)
+
+
 # --------------------------------------------------------------------------------------------------- all
 def build_all(out: Path) -> dict[str, Case]:
     out.mkdir(parents=True, exist_ok=True)
@@ -210,338 +249,3 @@ def build_all(out: Path) -> dict[str, Case]:
     cases["int8"] = int8
     cases["cnn"].files["coreml"] = build_coreml(tm["cnn"], cases["cnn"].torch_inputs["image"][:1], out)
     return cases
-
-
-# ----------------------------------------------------------------- CLI extras: more models and broken files
-# Built once per session by the fixtures of the same names in tests/sdk/cli/conftest.py.
-def _tflite_bytes(model) -> bytes:
-    import tensorflow as tf
-
-    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
-
-
-def build_keras_extra(out: Path):
-    """A CNN with random (non-zero) biases in three shapes: dynamic batch, fixed batch 1, fixed batch 2;
-    and a model with an int32 input. TFLite converters drop all-zero biases, so random ones keep every
-    parameter in the file and the parameter count must match Keras' count_params() exactly."""
-    from types import SimpleNamespace
-
-    import keras
-
-    keras.utils.set_random_seed(7)
-    conv = keras.layers.Conv2D(4, 3, activation="relu", bias_initializer="random_normal")
-    flat = keras.layers.Flatten()
-    dense = keras.layers.Dense(10, activation="softmax", bias_initializer="random_normal", name="probs")
-
-    def build(batch):
-        i = keras.Input((8, 8, 1), batch_size=batch, name="image")
-        return keras.Model(i, dense(flat(conv(i))))
-
-    dyn, fixed1, fixed2 = build(None), build(1), build(2)
-    ns = SimpleNamespace(dir=out, model=dyn, params=int(dyn.count_params()))
-    ns.keras = out / "biased_cnn.keras"
-    dyn.save(ns.keras)
-    ns.tflite = out / "biased_cnn.tflite"
-    ns.tflite.write_bytes(_tflite_bytes(dyn))
-    ns.fixed1 = out / "fixed_b1.tflite"
-    ns.fixed1.write_bytes(_tflite_bytes(fixed1))
-    ns.fixed2 = out / "fixed_b2.tflite"
-    ns.fixed2.write_bytes(_tflite_bytes(fixed2))
-
-    rng = np.random.default_rng(11)
-    ns.samples = rng.random((5, 8, 8, 1), dtype=np.float32)
-    ns.one_by_one = np.concatenate([np.asarray(fixed1(ns.samples[j:j + 1], training=False)) for j in range(5)])
-    ns.samples4 = ns.samples[:4]
-    ns.two_by_two = np.concatenate([np.asarray(fixed2(ns.samples4[j:j + 2], training=False)) for j in (0, 2)])
-
-    ids = keras.Input((5,), dtype="int32", name="ids")
-    h = keras.layers.Embedding(10, 3)(ids)
-    h = keras.layers.GlobalAveragePooling1D()(h)
-    int_model = keras.Model(ids, keras.layers.Dense(2, name="logits")(h))
-    ns.int_keras = out / "int_ids.keras"
-    int_model.save(ns.int_keras)
-    ns.int_tflite = out / "int_ids.tflite"
-    ns.int_tflite.write_bytes(_tflite_bytes(int_model))
-    ns.int_inputs = rng.integers(0, 10, size=(3, 5)).astype(np.int32)
-    ns.int_ref = np.asarray(int_model(ns.int_inputs, training=False))
-    return ns
-
-
-def build_torch_fixed(out: Path):
-    """The fixture CNN exported as a .pt2 with a fixed batch of 1, with 5 samples and one-by-one outputs."""
-    from types import SimpleNamespace
-
-    import torch
-
-    module = torch_modules()["cnn"]
-    ep = torch.export.export(module, (torch.zeros(1, 1, 8, 8),))
-    path = out / "fixed_b1.pt2"
-    torch.export.save(ep, path)
-    samples = np.random.default_rng(12).random((5, 1, 8, 8), dtype=np.float32)
-    with torch.no_grad():
-        ref = np.concatenate([module(torch.from_numpy(samples[j:j + 1])).numpy() for j in range(5)])
-    return SimpleNamespace(path=path, samples=samples, one_by_one=ref)
-
-
-def build_bad_files(cases: dict[str, Case], out: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
-    """Broken model files, most made from the `cnn` case's files: name -> (path, fragments the error line must
-    contain)."""
-    import shutil
-    import zipfile
-
-    rng = np.random.default_rng(3)
-    cnn = cases["cnn"].files
-    files: dict[str, tuple[Path, tuple[str, ...]]] = {}
-
-    def add(name, data: bytes, *frags):
-        p = out / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-        files[name] = (p, frags)
-
-    files["nonexistent"] = (out / "does_not_exist.tflite", ("does_not_exist.tflite",))
-    add("empty.tflite", b"", "empty.tflite", "empty")
-    add("random.tflite", rng.bytes(4000), "random.tflite")
-    add("random.onnx", rng.bytes(4000), "random.onnx")
-    add("random.bin", rng.bytes(4000), "random.bin")
-    add("random.xyz", rng.bytes(4000), "random.xyz")
-    tfl = cnn["tflite"].read_bytes()
-    add("truncated.tflite", tfl[: len(tfl) // 2], "truncated.tflite")
-    onx = cnn["onnx"].read_bytes()
-    add("truncated.onnx", onx[: int(len(onx) * 0.6)], "truncated.onnx")
-    add("forged.tflite", b"\x1c\x00\x00\x00TFL3" + rng.bytes(4000), "forged.tflite")
-
-    empty_dir = out / "no_model_dir"
-    empty_dir.mkdir()
-    (empty_dir / "README.txt").write_text("no model here\n")
-    (empty_dir / "notes.json").write_text("{}\n")
-    files["folder without a model"] = (empty_dir, ("no model",))
-
-    xml = cnn["openvino"].read_bytes()
-    add("ir_no_bin/model.xml", xml, "model.xml", "model.bin")
-    binary = cnn["openvino"].with_suffix(".bin").read_bytes()
-    add("ir_half_bin/model.xml", xml, "model.xml")
-    add("ir_half_bin/model.bin", binary[: len(binary) // 2])
-    del files["ir_half_bin/model.bin"]
-
-    buf = out / "corrupt.keras"
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("metadata.json", rng.bytes(64))
-        z.writestr("config.json", rng.bytes(300))
-        z.writestr("model.weights.h5", rng.bytes(2000))
-    files["corrupt.keras"] = (buf, ("corrupt.keras",))
-    src = zipfile.ZipFile(cases["cnn"].files["keras"])
-    with zipfile.ZipFile(out / "garbage_weights.keras", "w") as z:
-        for n in src.namelist():
-            z.writestr(n, rng.bytes(len(src.read(n))) if n.endswith(".h5") else src.read(n))
-    files["garbage_weights.keras"] = (out / "garbage_weights.keras", ("garbage_weights.keras",))
-    keras_bytes = cases["cnn"].files["keras"].read_bytes()
-    add("truncated.keras", keras_bytes[: len(keras_bytes) // 2], "truncated.keras")
-    add("corrupt.h5", b"\x89HDF\r\n\x1a\n" + rng.bytes(2000), "corrupt.h5")
-    h5 = cases["cnn"].files["h5"].read_bytes()
-    add("truncated.h5", h5[: len(h5) // 2], "truncated.h5")
-    add("savedmodel_corrupt/saved_model.pb", rng.bytes(2000))
-    files["savedmodel_corrupt"] = (out / "savedmodel_corrupt", ("savedmodel_corrupt",))
-    del files["savedmodel_corrupt/saved_model.pb"]
-    add("corrupt.mlpackage/Manifest.json", rng.bytes(300))
-    (out / "corrupt.mlpackage" / "Data").mkdir()
-    files["corrupt.mlpackage"] = (out / "corrupt.mlpackage", ("corrupt.mlpackage",))
-    del files["corrupt.mlpackage/Manifest.json"]
-    trunc_ml = out / "truncated.mlpackage"
-    shutil.copytree(cases["cnn"].files["coreml"], trunc_ml)
-    (spec,) = list(trunc_ml.rglob("*.mlmodel"))
-    spec.write_bytes(spec.read_bytes()[: spec.stat().st_size // 2])
-    files["truncated.mlpackage"] = (trunc_ml, ("truncated.mlpackage",))
-    add("malformed_ir/model.xml", b'<?xml version="1.0"?>\n<net name="m" version="11"><layers><layer id="0" garbage',
-        "model.xml")
-    add("malformed_ir/model.bin", b"\0" * 64)
-    del files["malformed_ir/model.bin"]
-    return files
-
-
-def build_onnx_external(root: Path):
-    """An ONNX model with its weights in external data inside its folder (valid), and a copy whose external
-    data location was rewritten to '../outside.bin', with that file really present outside the folder."""
-    from types import SimpleNamespace
-
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    folder = root / "model"
-    folder.mkdir()
-    w = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "W"], ["y"])], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])],
-        [numpy_helper.from_array(w, "W")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 9
-    good = folder / "good.onnx"
-    onnx.save_model(model, str(good), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="w.bin", size_threshold=0)
-
-    evil_model = onnx.load(str(good), load_external_data=False)
-    tensor = evil_model.graph.initializer[0]
-    assert tensor.data_location == TensorProto.EXTERNAL
-    for entry in tensor.external_data:
-        if entry.key == "location":
-            entry.value = "../outside.bin"
-    evil = folder / "evil.onnx"
-    onnx.save_model(evil_model, str(evil))
-    (root / "outside.bin").write_bytes((folder / "w.bin").read_bytes())
-    return SimpleNamespace(good=good, evil=evil, weights=w)
-
-
-def build_torch_bad(out: Path):
-    """Pickled PyTorch files that fail to load even with --trust-code: one whose class lives in a module that
-    is no longer importable, and one with garbage after the pickle protocol header."""
-    import importlib
-    import sys
-    from types import SimpleNamespace
-
-    import torch
-
-    mod_dir = out / "mods"
-    mod_dir.mkdir()
-    name = "edgekit_cli_test_gone_module"
-    (mod_dir / f"{name}.py").write_text(
-        "import torch\n\nclass Net(torch.nn.Module):\n"
-        "    def __init__(self):\n        super().__init__()\n        self.fc = torch.nn.Linear(3, 2)\n\n"
-        "    def forward(self, x):\n        return self.fc(x)\n"
-    )
-    sys.path.insert(0, str(mod_dir))
-    try:
-        mod = importlib.import_module(name)
-        foreign = out / "foreign_class.pt"
-        torch.save(mod.Net(), foreign)
-    finally:
-        sys.path.remove(str(mod_dir))
-        sys.modules.pop(name, None)
-        (mod_dir / f"{name}.py").unlink()
-    garbage = out / "garbage_pickle.pt"
-    garbage.write_bytes(b"\x80\x04" + np.random.default_rng(5).bytes(600))
-    return SimpleNamespace(foreign=foreign, module_name=name, garbage=garbage)
-
-
-def copy_digits(out: Path) -> dict[str, Path]:
-    """Copies of the bundled digits models and test split in ``out`` (tests may overwrite or damage them):
-    onnx, tflite, xml (+ its bin), data, and the folder (dir)."""
-    import shutil
-
-    from edgekit.examples import DIGITS_DIR
-
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("digits_cnn.onnx", "digits_cnn.tflite", "digits_cnn.xml", "digits_cnn.bin", "digits_test.npz"):
-        shutil.copy(DIGITS_DIR / name, out / name)
-    return {"onnx": out / "digits_cnn.onnx", "tflite": out / "digits_cnn.tflite", "xml": out / "digits_cnn.xml",
-            "bin": out / "digits_cnn.bin", "data": out / "digits_test.npz", "dir": out}
-
-
-def build_scripted(out: Path) -> Path:
-    """Two TorchScript copies of a small classifier (loading either runs code), a.pt and b.pt, and data.npz
-    keyed 'input' (40 digits test images)."""
-    import torch
-
-    from edgekit.examples import DIGITS_DIR
-
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10), torch.nn.Softmax(-1)).eval()
-    ts = torch.jit.trace(net, torch.zeros(1, 8, 8, 1))
-    for name in ("a.pt", "b.pt"):
-        ts.save(str(out / name))
-    with np.load(DIGITS_DIR / "digits_test.npz") as z:
-        np.savez(out / "data.npz", input=z["image"][:40])
-    return out
-
-
-# ---------------------------------------------------------------------------------------------- planted faults
-def sabotage_onnx_to_openvino(monkeypatch, factor: float) -> None:
-    """Make the onnx_to_openvino edge silently scale the first output by ``factor`` (a converter that writes a
-    wrong model and exits 0): the parity gate must catch it."""
-    from edgekit.converters import base, planner
-    from edgekit.formats import Format
-
-    planner.load_edges()
-    edge = base.REGISTRY["onnx_to_openvino"]
-
-    def sabotage(self, src, options, out):
-        import openvino as ov
-
-        m = ov.convert_model(str(src.path))
-        result = m.outputs[0].get_node()
-        scaled = ov.opset13.multiply(result.input_value(0), ov.opset13.constant(np.float32(factor)))
-        result.input(0).replace_source_output(scaled.output(0))
-        path = out / f"{src.path.stem}.xml"
-        ov.save_model(m, str(path), compress_to_fp16=False)
-        return base.Artifact(path, Format.OPENVINO_IR)
-
-    monkeypatch.setattr(type(edge), "run", sabotage)
-
-
-def build_outlier_attention(out: Path, width: int = 32, outlier: float = 1000.0, epochs: int = 10) -> dict[str, Path]:
-    """A one-block transformer on the digits (8 tokens = the image rows, 8 features each), trained briefly with
-    PyTorch, whose FFN hidden activations get a few huge outlier channels after training: ff1's rows 0-1 scaled by
-    ``outlier`` and ff2's matching columns by 1/outlier, so the fp32 function is unchanged (as in LLMs, where a few
-    channels are 100x the rest) but a per-tensor int8 activation scale crushes the other channels. Writes
-    ``outlier_attention.onnx`` (dynamic batch), ``digits_tokens.npz`` (the held-out split: tokens, labels) and
-    ``digits_calib.npz`` (200 training samples: tokens). Returns those paths as onnx, data, calib."""
-    import torch
-    from sklearn.datasets import load_digits
-
-    torch.manual_seed(0)
-    x, y = load_digits(return_X_y=True)
-    tokens = (x / 16.0).astype(np.float32).reshape(-1, 8, 8)
-    idx = _rng(0).permutation(len(tokens))
-    train, test = idx[:1400], idx[1400:]
-    module = _outlier_attention_class()(width)
-    opt = torch.optim.Adam(module.parameters(), min(1e-2, 0.32 / width))  # wider models diverge at 1e-2
-    xt, yt = torch.from_numpy(tokens[train]), torch.from_numpy(y[train])
-    for _ in range(epochs):
-        perm = torch.randperm(len(xt))
-        for i in range(0, len(xt), 64):
-            b = perm[i:i + 64]
-            loss = torch.nn.functional.nll_loss(torch.log(module(xt[b]) + 1e-9), yt[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    module.eval()
-    with torch.no_grad():  # the outlier channels: function-preserving (ReLU commutes with a positive scale)
-        for c in (0, 1):
-            module.ff1.weight[c] *= outlier
-            module.ff1.bias[c] *= outlier
-            module.ff2.weight[:, c] /= outlier
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"onnx": out / "outlier_attention.onnx", "data": out / "digits_tokens.npz",
-             "calib": out / "digits_calib.npz"}
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    torch.onnx.export(module, (torch.from_numpy(tokens[:1]),), str(files["onnx"]), input_names=["tokens"],
-                      output_names=["probs"], dynamic_shapes={"tokens": {0: batch}}, dynamo=True, verbose=False)
-    np.savez(files["data"], tokens=tokens[test], labels=y[test])
-    np.savez(files["calib"], tokens=tokens[train[:200]])
-    return files
-
-
-def _outlier_attention_class():
-    import torch
-
-    class OutlierAttention(torch.nn.Module):
-        def __init__(self, d: int):
-            super().__init__()
-            self.d = d
-            self.embed = torch.nn.Linear(8, d)
-            self.pos = torch.nn.Parameter(torch.randn(1, 8, d) * 0.1)
-            self.norm1, self.norm2 = torch.nn.LayerNorm(d), torch.nn.LayerNorm(d)
-            self.qkv, self.proj = torch.nn.Linear(d, 3 * d), torch.nn.Linear(d, d)
-            self.ff1, self.ff2 = torch.nn.Linear(d, 4 * d), torch.nn.Linear(4 * d, d)
-            self.head = torch.nn.Linear(d, 10)
-
-        def forward(self, tokens):
-            h = self.embed(tokens) + self.pos
-            q, k, v = self.qkv(self.norm1(h)).chunk(3, -1)
-            h = h + self.proj(torch.softmax(q @ k.transpose(1, 2) / self.d ** 0.5, -1) @ v)
-            h = h + self.ff2(torch.relu(self.ff1(self.norm2(h))))
-            return torch.softmax(self.head(h.mean(1)), -1)
-
-    return OutlierAttention

@@ -1,9 +1,11 @@
-"""Session fixtures for the CLI tests: extra models built by code, and damaged / hostile files.
+"""Fixtures for the CLI tests: extra models built by code, damaged / hostile files, and two per-test helpers.
 
 The shared fixture models (`cases`) come from tests/conftest.py; the fixtures here add what the CLI tests need
 beyond them: a Keras CNN with non-zero biases (so a TFLite file keeps every parameter), fixed-batch models,
 a model with an integer input, and a collection of broken or unsafe files. Everything is built by the one
 fixture factory, tests/model_factory.py (its `build_*` functions); this file only gives each a session folder.
+Per test: `digits` (fresh copies of the bundled digits example) and `no_bench` (fails a test whose command starts
+measuring), shared by the bad-input tests (test_cli_bad_input.py, test_cli_bad_input_outputs.py).
 """
 
 from __future__ import annotations
@@ -50,3 +52,22 @@ def torch_bad(tmp_path_factory):
     from model_factory import build_torch_bad
 
     return build_torch_bad(tmp_path_factory.mktemp("torch_bad"))
+
+
+@pytest.fixture
+def digits(tmp_path):
+    """Copies of the bundled models and test split: onnx, tflite, xml (+ .bin) and data."""
+    from model_factory import copy_digits
+
+    return copy_digits(tmp_path / "models")
+
+
+@pytest.fixture
+def no_bench(monkeypatch):
+    """Fail the test if a measurement starts: output checks must come first."""
+    from edgekit import bench
+
+    def boom(*a, **k):
+        raise AssertionError("the benchmark ran before the outputs were checked")
+
+    monkeypatch.setattr(bench, "benchmark", boom)
