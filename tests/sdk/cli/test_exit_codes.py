@@ -8,19 +8,11 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from cli_util import describe, invoke, user_error
 from edgekit.cli import _common
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def digits(tmp_path):
-    from model_factory import copy_digits
-
-    return copy_digits(tmp_path / "models")
 
 
 def _halved_input(src: Path, dest: Path) -> Path:
