@@ -102,16 +102,11 @@ def timed_block(predict, feeds, raw, calls: int, max_s: float, call_s: float,
                     t0 = clock()
                     raw()
                     rw[i] = clock() - t0
-            if rt is None:
-                for i in range(n, n + k):
-                    t0 = clock()
-                    predict(feeds)
-                    ed[i] = clock() - t0
-            else:
-                for i in range(n, n + k):
-                    t0 = clock()
-                    predict(feeds)
-                    ed[i] = clock() - t0
+            for i in range(n, n + k):
+                t0 = clock()
+                predict(feeds)
+                ed[i] = clock() - t0
+                if rt is not None:  # after the stamp: outside the timed window
                     rt[i] = inner()
             n += k
     except KeyboardInterrupt:  # only in the caller's process (a child ignores SIGINT)
